@@ -1,0 +1,29 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "regkeeper",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "regkeeper", targets: ["regkeeper"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        .target(name: "CSystemShims"),
+        .target(name: "RegistryModel"),
+        .target(name: "RegistryStore", dependencies: ["RegistryModel", "CSystemShims", "Yams"]),
+        .target(name: "GarbageCollection", dependencies: ["RegistryStore"]),
+        .executableTarget(name: "regkeeper", dependencies: [
+            "GarbageCollection",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "RegistryModelTests", dependencies: ["RegistryModel"]),
+        .testTarget(name: "RegistryStoreTests", dependencies: ["RegistryStore"]),
+        .testTarget(name: "GarbageCollectionTests", dependencies: ["GarbageCollection"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

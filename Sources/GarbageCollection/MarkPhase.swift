@@ -1,0 +1,86 @@
+import RegistryModel
+import RegistryStore
+
+/// What the mark phase decided for one repository.
+struct RepositoryMark: Sendable {
+    /// Manifests walked and kept in this repository.
+    var kept: Set<Digest> = []
+    /// Blobs that must survive: kept manifests, their configs and layers.
+    var marked: Set<Digest> = []
+    var removals: [GCPlan.ManifestRemoval] = []
+    var broken: [GCPlan.BrokenManifest] = []
+}
+
+/// Marks what a repository keeps alive. Traversal is per repository ("manifest traversed" is
+/// kept apart from "blob marked"), so a manifest already marked from another repository is
+/// still walked here, and a sparse index elsewhere cannot hide this repository's layers.
+struct MarkPhase: Sendable {
+    let loader: ManifestLoader
+    let deleteUntagged: Bool
+
+    func mark(_ state: RepositoryState) -> RepositoryMark {
+        var mark = RepositoryMark()
+        var roots: [(Digest, String)] = []
+        for (tag, tagState) in state.tags.sorted(by: { $0.key < $1.key }) {
+            if let current = tagState.current {
+                roots.append((current, "tag \(tag)"))
+            } else {
+                // Fail closed: with the current link unreadable, any manifest the tag ever named may be it.
+                roots += tagState.history.sorted().map { ($0, "history of tag \(tag) (current link unreadable)") }
+            }
+        }
+        if !deleteUntagged {
+            for (digest, link) in state.revisions.sorted(by: { $0.key < $1.key }) {
+                roots.append((link.target, "revision"))
+                if link.target != digest { roots.append((digest, "revision directory")) }
+            }
+        }
+        traverse(roots, state.name, &mark)
+        guard deleteUntagged else { return mark }
+
+        // Referrers (signatures, SBOMs) live as long as their subject; a referrer of a referrer too.
+        var pending = state.revisions.values.map(\.target).filter { !mark.kept.contains($0) }
+        var changed = true
+        while changed {
+            changed = false
+            var stillPending: [Digest] = []
+            for digest in pending {
+                switch loader.load(digest) {
+                case .success(let manifest):
+                    if let subject = manifest.subject, mark.kept.contains(subject.digest) {
+                        traverse([(digest, "referrer of \(subject.digest)")], state.name, &mark)
+                        changed = true
+                    } else {
+                        stillPending.append(digest)
+                    }
+                case .failure(let error):
+                    // It may be a referrer of a kept image: keep it and report it.
+                    traverse([(digest, "untagged revision (\(error))")], state.name, &mark)
+                }
+            }
+            pending = stillPending
+        }
+        for (digest, link) in state.revisions.sorted(by: { $0.key < $1.key }) where !mark.kept.contains(link.target) {
+            let history = state.tags.filter { $0.value.history.contains(link.target) }.map(\.key).sorted()
+            mark.removals.append(GCPlan.ManifestRemoval(
+                repository: state.name, digest: digest, tagHistory: history, reason: "untagged"))
+        }
+        return mark
+    }
+
+    private func traverse(_ roots: [(Digest, String)], _ repository: RepositoryName, _ mark: inout RepositoryMark) {
+        var stack = roots.reversed().map { $0 }
+        while let (digest, via) = stack.popLast() {
+            guard mark.kept.insert(digest).inserted else { continue }
+            mark.marked.insert(digest)
+            switch loader.load(digest) {
+            case .success(let manifest):
+                for blob in manifest.blobReferences { mark.marked.insert(blob.digest) }
+                for child in manifest.children.reversed() { stack.append((child.digest, "child of \(digest)")) }
+            case .failure(let error):
+                mark.broken.append(GCPlan.BrokenManifest(
+                    repository: repository, digest: digest, reason: error.description, referencedBy: via))
+            }
+        }
+    }
+}

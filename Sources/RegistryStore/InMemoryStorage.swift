@@ -1,0 +1,139 @@
+import Foundation
+import Synchronization
+
+/// A store held in memory, so that collectors and planners are tested without a disk and the
+/// storage contract is pinned by running one conformance suite against both drivers.
+public final class InMemoryStorage: StoreStorage {
+    private enum Node {
+        case file(Data, modified: Date)
+        case directory(modified: Date)
+        case symlink
+    }
+
+    private let nodes = Mutex<[StorePath: Node]>([.root: .directory(modified: Date())])
+
+    public init() {}
+
+    /// Places a symlink, to test that walkers refuse it.
+    public func addSymlink(_ path: StorePath) {
+        nodes.withLock { nodes in
+            Self.createParents(of: path, in: &nodes)
+            nodes[path] = .symlink
+        }
+    }
+
+    /// Sets a file's or directory's modification time, as tests age tags and blobs.
+    public func setModified(_ path: StorePath, _ date: Date) {
+        nodes.withLock { nodes in
+            switch nodes[path] {
+            case .file(let data, _): nodes[path] = .file(data, modified: date)
+            case .directory: nodes[path] = .directory(modified: date)
+            default: break
+            }
+        }
+    }
+
+    public func list(_ path: StorePath) throws(StorageError) -> [DirectoryEntry] {
+        try nodes.withLock { nodes throws(StorageError) in
+            guard case .directory = nodes[path] else { throw .notFound(path) }
+            let depth = path.components.count + 1
+            return nodes.compactMap { key, node in
+                guard key.components.count == depth, key.hasPrefix(path) else { return nil }
+                let kind: FileKind = switch node {
+                case .file: .file
+                case .directory: .directory
+                case .symlink: .symlink
+                }
+                return DirectoryEntry(name: key.lastComponent!, kind: kind)
+            }
+        }
+    }
+
+    public func status(_ path: StorePath) throws(StorageError) -> FileStatus? {
+        nodes.withLock { nodes in
+            switch nodes[path] {
+            case .file(let data, let modified)?: FileStatus(kind: .file, size: Int64(data.count), modified: modified)
+            case .directory(let modified)?: FileStatus(kind: .directory, size: 0, modified: modified)
+            case .symlink?: FileStatus(kind: .symlink, size: 0, modified: Date())
+            case nil: nil
+            }
+        }
+    }
+
+    public func read(_ path: StorePath, limit: Int) throws(StorageError) -> Data {
+        let data = try nodes.withLock { nodes throws(StorageError) -> Data in
+            switch nodes[path] {
+            case .file(let data, _)?: return data
+            case .symlink?: throw .symlinkRefused(path)
+            default: throw .notFound(path)
+            }
+        }
+        guard data.count <= limit else {
+            throw .system(operation: "read (file larger than \(limit) bytes)", path: path, errno: Errno(EFBIG))
+        }
+        return data
+    }
+
+    public func readChunks(_ path: StorePath, chunkSize: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let data = try read(path, limit: .max)
+        try data.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let end = min(offset + chunkSize, buffer.count)
+                try body(UnsafeRawBufferPointer(rebasing: buffer[offset..<end]))
+                offset = end
+            }
+        }
+    }
+
+    public func writeAtomically(_ path: StorePath, _ data: Data, modified: Date?) throws(StorageError) {
+        try checkWritable(path)
+        nodes.withLock { nodes in
+            Self.createParents(of: path, in: &nodes)
+            nodes[path] = .file(data, modified: modified ?? Date())
+        }
+    }
+
+    public func rename(_ source: StorePath, to destination: StorePath) throws(StorageError) {
+        try checkWritable(source)
+        try checkWritable(destination)
+        try nodes.withLock { nodes throws(StorageError) in
+            guard nodes[source] != nil else { throw .notFound(source) }
+            Self.createParents(of: destination, in: &nodes)
+            for (key, node) in nodes where key.hasPrefix(source) {
+                nodes[key] = nil
+                nodes[StorePath(trusted: destination.components + key.components.dropFirst(source.components.count))] = node
+            }
+        }
+    }
+
+    @discardableResult
+    public func remove(_ path: StorePath) throws(StorageError) -> Bool {
+        try checkWritable(path)
+        return nodes.withLock { nodes in
+            guard nodes[path] != nil else { return false }
+            for key in nodes.keys where key.hasPrefix(path) { nodes[key] = nil }
+            return true
+        }
+    }
+
+    @discardableResult
+    public func removeIfEmpty(_ path: StorePath) throws(StorageError) -> Bool {
+        try checkWritable(path)
+        return nodes.withLock { nodes in
+            guard case .directory = nodes[path] else { return false }
+            let depth = path.components.count + 1
+            guard !nodes.keys.contains(where: { $0.components.count == depth && $0.hasPrefix(path) }) else { return false }
+            nodes[path] = nil
+            return true
+        }
+    }
+
+    private static func createParents(of path: StorePath, in nodes: inout [StorePath: Node]) {
+        var parent = path.parent
+        while let directory = parent, nodes[directory] == nil {
+            nodes[directory] = .directory(modified: Date())
+            parent = directory.parent
+        }
+    }
+}

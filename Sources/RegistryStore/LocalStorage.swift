@@ -1,0 +1,283 @@
+import CSystemShims
+import Foundation
+
+/// The local-filesystem driver: every path is opened beneath the root's descriptor with
+/// symlinks refused (openat2 `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`), so a store that holds a
+/// link to `/etc` cannot make a tool read or delete there.
+public final class LocalStorage: StoreStorage {
+    public let rootPath: String
+    private let rootDescriptor: Int32
+
+    public init(root: String) throws(StorageError) {
+        let descriptor = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .rootUnavailable(path: root, errno: .current) }
+        rootPath = root
+        rootDescriptor = descriptor
+    }
+
+    deinit { close(rootDescriptor) }
+
+    /// Absolute path of a store path, for messages and for tools that hand paths to others.
+    public func absolutePath(_ path: StorePath) -> String {
+        path.components.isEmpty ? rootPath : rootPath + "/" + path.description
+    }
+
+    // MARK: Descriptors
+
+    private func openBeneath(_ path: StorePath, _ flags: Int32, mode: mode_t = 0, operation: String) throws(StorageError) -> Int32 {
+        if path.components.isEmpty {
+            let descriptor = dup(rootDescriptor)
+            guard descriptor >= 0 else { throw .system(operation: operation, path: path, errno: .current) }
+            return descriptor
+        }
+        let descriptor = regkeeper_open_beneath(rootDescriptor, path.description, flags, UInt32(mode))
+        guard descriptor >= 0 else { throw Self.error(operation, path, .current) }
+        return descriptor
+    }
+
+    private static func error(_ operation: String, _ path: StorePath, _ errno: Errno) -> StorageError {
+        switch errno.rawValue {
+        case ENOENT: .notFound(path)
+        case ELOOP, EXDEV: .symlinkRefused(path)
+        default: .system(operation: operation, path: path, errno: errno)
+        }
+    }
+
+    private func withParent<T>(
+        of path: StorePath, creating: Bool = false, operation: String,
+        _ body: (Int32, String) throws(StorageError) -> T
+    ) throws(StorageError) -> T {
+        guard let parent = path.parent, let name = path.lastComponent else { throw .outsideRegistryTree(path) }
+        if creating { try makeDirectories(parent) }
+        let descriptor = try openBeneath(parent, O_RDONLY | O_DIRECTORY, operation: operation)
+        defer { close(descriptor) }
+        return try body(descriptor, name)
+    }
+
+    private func makeDirectories(_ path: StorePath) throws(StorageError) {
+        var prefix = StorePath.root
+        var descriptor = try openBeneath(prefix, O_RDONLY | O_DIRECTORY, operation: "open")
+        defer { close(descriptor) }
+        for component in path.components {
+            prefix = prefix.appending(trusted: component)
+            if mkdirat(descriptor, component, 0o755) != 0, errno != EEXIST {
+                throw Self.error("mkdir", prefix, .current)
+            }
+            let next = openat(descriptor, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard next >= 0 else { throw Self.error("open", prefix, .current) }
+            close(descriptor)
+            descriptor = next
+        }
+    }
+
+    // MARK: StoreStorage
+
+    public func list(_ path: StorePath) throws(StorageError) -> [DirectoryEntry] {
+        let descriptor = try openBeneath(path, O_RDONLY | O_DIRECTORY, operation: "opendir")
+        guard let directory = fdopendir(descriptor) else {
+            let failure = Errno.current
+            close(descriptor)
+            throw Self.error("opendir", path, failure)
+        }
+        defer { closedir(directory) }
+        var entries: [DirectoryEntry] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(directory) else {
+                if errno != 0 { throw Self.error("readdir", path, .current) }
+                break
+            }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name == "." || name == ".." { continue }
+            var kind: FileKind
+            switch Int32(entry.pointee.d_type) {
+            case Int32(DT_REG): kind = .file
+            case Int32(DT_DIR): kind = .directory
+            case Int32(DT_LNK): kind = .symlink
+            case Int32(DT_UNKNOWN):
+                var info = stat()
+                kind = fstatat(dirfd(directory), name, &info, AT_SYMLINK_NOFOLLOW) == 0 ? Self.kind(info.st_mode) : .other
+            default: kind = .other
+            }
+            entries.append(DirectoryEntry(name: name, kind: kind))
+        }
+        return entries
+    }
+
+    public func status(_ path: StorePath) throws(StorageError) -> FileStatus? {
+        var info = stat()
+        let result = path.components.isEmpty ? fstat(rootDescriptor, &info) : regkeeper_stat_beneath(rootDescriptor, path.description, &info)
+        guard result == 0 else {
+            let failure = Errno.current
+            if failure == .noSuchFile { return nil }
+            throw Self.error("stat", path, failure)
+        }
+        return FileStatus(kind: Self.kind(info.st_mode), size: Int64(info.st_size), modified: Self.date(info.st_mtim))
+    }
+
+    public func read(_ path: StorePath, limit: Int) throws(StorageError) -> Data {
+        let descriptor = try openBeneath(path, O_RDONLY | O_NOFOLLOW, operation: "open")
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw Self.error("stat", path, .current) }
+        guard Int(info.st_size) <= limit else {
+            throw .system(operation: "read (file larger than \(limit) bytes)", path: path, errno: Errno(EFBIG))
+        }
+        var data = Data(count: Int(info.st_size))
+        var filled = 0
+        let failure: Errno? = data.withUnsafeMutableBytes { buffer in
+            while filled < buffer.count {
+                let count = Foundation.read(descriptor, buffer.baseAddress! + filled, buffer.count - filled)
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    return .current
+                }
+                if count == 0 { break }
+                filled += count
+            }
+            return nil
+        }
+        if let failure { throw Self.error("read", path, failure) }
+        return data.prefix(filled)
+    }
+
+    public func readChunks(_ path: StorePath, chunkSize: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let descriptor = try openBeneath(path, O_RDONLY | O_NOFOLLOW, operation: "open")
+        defer { close(descriptor) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 4096)
+        defer { buffer.deallocate() }
+        while true {
+            let count = Foundation.read(descriptor, buffer.baseAddress!, chunkSize)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw Self.error("read", path, .current)
+            }
+            if count == 0 { return }
+            try body(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+        }
+    }
+
+    public func writeAtomically(_ path: StorePath, _ data: Data, modified: Date?) throws(StorageError) {
+        try checkWritable(path)
+        try withParent(of: path, creating: true, operation: "write") { (parent, name) throws(StorageError) in
+            let temporary = ".\(name).regkeeper-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            let descriptor = openat(parent, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            guard descriptor >= 0 else { throw Self.error("create", path, .current) }
+            var failure: Errno? = data.withUnsafeBytes { buffer in
+                var written = 0
+                while written < buffer.count {
+                    let count = write(descriptor, buffer.baseAddress! + written, buffer.count - written)
+                    if count < 0 {
+                        if errno == EINTR { continue }
+                        return .current
+                    }
+                    written += count
+                }
+                return fsync(descriptor) == 0 ? nil : .current
+            }
+            if failure == nil, let modified {
+                var times = [Self.timespec(modified), Self.timespec(modified)]
+                if futimens(descriptor, &times) != 0 { failure = .current }
+            }
+            close(descriptor)
+            if failure == nil, renameat(parent, temporary, parent, name) != 0 { failure = .current }
+            if let failure {
+                unlinkat(parent, temporary, 0)
+                throw Self.error("write", path, failure)
+            }
+            fsync(parent)
+        }
+    }
+
+    public func rename(_ source: StorePath, to destination: StorePath) throws(StorageError) {
+        try checkWritable(source)
+        try checkWritable(destination)
+        try withParent(of: source, operation: "rename") { (sourceParent, sourceName) throws(StorageError) in
+            try withParent(of: destination, creating: true, operation: "rename") { (destinationParent, destinationName) throws(StorageError) in
+                guard renameat(sourceParent, sourceName, destinationParent, destinationName) == 0 else {
+                    throw Self.error("rename to \(destination)", source, .current)
+                }
+            }
+        }
+    }
+
+    @discardableResult
+    public func remove(_ path: StorePath) throws(StorageError) -> Bool {
+        try checkWritable(path)
+        do {
+            return try withParent(of: path, operation: "remove") { (parent, name) throws(StorageError) in
+                try Self.removeTree(parent: parent, name: name, path: path)
+            }
+        } catch .notFound {
+            return false
+        }
+    }
+
+    @discardableResult
+    public func removeIfEmpty(_ path: StorePath) throws(StorageError) -> Bool {
+        try checkWritable(path)
+        do {
+            return try withParent(of: path, operation: "rmdir") { (parent, name) throws(StorageError) in
+                if unlinkat(parent, name, AT_REMOVEDIR) == 0 { return true }
+                switch errno {
+                case ENOTEMPTY, EEXIST, ENOENT: return false
+                default: throw Self.error("rmdir", path, .current)
+                }
+            }
+        } catch .notFound {
+            return false
+        }
+    }
+
+    /// Depth-first removal through directory descriptors; a symlink is unlinked, never followed.
+    private static func removeTree(parent: Int32, name: String, path: StorePath) throws(StorageError) -> Bool {
+        if unlinkat(parent, name, 0) == 0 { return true }
+        switch errno {
+        case ENOENT: return false
+        case EISDIR, EPERM: break
+        default: throw error("unlink", path, .current)
+        }
+        let descriptor = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard descriptor >= 0 else { throw error("open", path, .current) }
+        guard let directory = fdopendir(descriptor) else {
+            let failure = Errno.current
+            close(descriptor)
+            throw error("opendir", path, failure)
+        }
+        var children: [String] = []
+        while let entry = readdir(directory) {
+            let child = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if child != "." && child != ".." { children.append(child) }
+        }
+        defer { closedir(directory) }
+        for child in children {
+            _ = try removeTree(parent: dirfd(directory), name: child, path: path.appending(trusted: child))
+        }
+        guard unlinkat(parent, name, AT_REMOVEDIR) == 0 || errno == ENOENT else { throw error("rmdir", path, .current) }
+        return true
+    }
+
+    // MARK: Conversions
+
+    private static func kind(_ mode: mode_t) -> FileKind {
+        switch mode & S_IFMT {
+        case S_IFREG: .file
+        case S_IFDIR: .directory
+        case S_IFLNK: .symlink
+        default: .other
+        }
+    }
+
+    static func date(_ time: timespec) -> Date {
+        Date(timeIntervalSince1970: TimeInterval(time.tv_sec) + TimeInterval(time.tv_nsec) / 1e9)
+    }
+
+    static func timespec(_ date: Date) -> Glibc.timespec {
+        let seconds = date.timeIntervalSince1970.rounded(.down)
+        return Glibc.timespec(tv_sec: Int(seconds), tv_nsec: Int((date.timeIntervalSince1970 - seconds) * 1e9))
+    }
+}

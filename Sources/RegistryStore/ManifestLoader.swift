@@ -1,0 +1,57 @@
+import Foundation
+import RegistryModel
+import Synchronization
+
+/// Why a manifest a link names cannot be walked.
+public enum ManifestLoadError: Error, Hashable, Sendable, CustomStringConvertible {
+    case missing
+    case unreadable(String)
+    case unparsable(ManifestParseError)
+
+    public var description: String {
+        switch self {
+        case .missing: "manifest blob is missing"
+        case .unreadable(let reason): "manifest blob is unreadable: \(reason)"
+        case .unparsable(let error): "manifest is unparsable: \(error)"
+        }
+    }
+}
+
+/// Reads and parses manifest blobs once each, however many repositories link them.
+public final class ManifestLoader: Sendable {
+    /// Distribution refuses manifests over 4 MiB; a larger "manifest" is not one.
+    public static let sizeLimit = 4 << 20
+
+    private let storage: any StoreStorage
+    private let cache = Mutex<[Digest: Result<Manifest, ManifestLoadError>]>([:])
+
+    public init(storage: any StoreStorage) { self.storage = storage }
+
+    public func load(_ digest: Digest) -> Result<Manifest, ManifestLoadError> {
+        if let cached = cache.withLock({ $0[digest] }) { return cached }
+        let result = Self.read(storage, digest)
+        cache.withLock { $0[digest] = result }
+        return result
+    }
+
+    /// Drops a cached answer, so that a manifest pushed while a run is under way is read again.
+    public func forget(_ digest: Digest) {
+        _ = cache.withLock { $0.removeValue(forKey: digest) }
+    }
+
+    private static func read(_ storage: any StoreStorage, _ digest: Digest) -> Result<Manifest, ManifestLoadError> {
+        let data: Data
+        do {
+            data = try storage.read(Layout.blobData(digest), limit: sizeLimit)
+        } catch .notFound {
+            return .failure(.missing)
+        } catch {
+            return .failure(.unreadable(error.description))
+        }
+        do {
+            return .success(try Manifest(parsing: data))
+        } catch {
+            return .failure(.unparsable(error))
+        }
+    }
+}

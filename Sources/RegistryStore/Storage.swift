@@ -1,0 +1,103 @@
+import Foundation
+
+/// An errno value with the C library's message.
+public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: Int32
+    public init(_ rawValue: Int32) { self.rawValue = rawValue }
+
+    public static var current: Errno { Errno(errno) }
+    public var description: String { String(cString: strerror(rawValue)) }
+
+    public static let noSuchFile = Errno(ENOENT)
+    public static let permissionDenied = Errno(EACCES)
+}
+
+/// What can go wrong touching the store; every case names the path.
+public enum StorageError: Error, Hashable, Sendable, CustomStringConvertible {
+    case notFound(StorePath)
+    case symlinkRefused(StorePath)
+    case outsideRegistryTree(StorePath)
+    case system(operation: String, path: StorePath, errno: Errno)
+    case rootUnavailable(path: String, errno: Errno)
+
+    public var description: String {
+        switch self {
+        case .notFound(let path): "\(path): no such file or directory"
+        case .symlinkRefused(let path): "\(path): refusing to follow a symbolic link inside the store"
+        case .outsideRegistryTree(let path): "\(path): refusing to change anything outside docker/registry/v2"
+        case .system(let operation, let path, let errno): "\(path): \(operation) failed: \(errno)"
+        case .rootUnavailable(let path, let errno): "cannot open store root \(path): \(errno)"
+        }
+    }
+
+    /// Permission and I/O failures, as opposed to a path that is simply absent.
+    public var isNotFound: Bool {
+        if case .notFound = self { return true }
+        return false
+    }
+}
+
+public enum FileKind: Sendable, Hashable {
+    case file
+    case directory
+    case symlink
+    case other
+}
+
+public struct DirectoryEntry: Sendable, Hashable {
+    public var name: String
+    public var kind: FileKind
+
+    public init(name: String, kind: FileKind) {
+        self.name = name
+        self.kind = kind
+    }
+}
+
+public struct FileStatus: Sendable, Hashable {
+    public var kind: FileKind
+    public var size: Int64
+    /// Modification time; the registry records no times itself, so tag and revision ages come from here.
+    public var modified: Date
+
+    public init(kind: FileKind, size: Int64, modified: Date) {
+        self.kind = kind
+        self.size = size
+        self.modified = modified
+    }
+}
+
+/// The narrow interface every tool uses to reach a store, so that another backend (an object
+/// store, the in-memory one of the tests) can stand in without touching the tools.
+///
+/// Implementations never follow symbolic links, never resolve a path outside the root, and
+/// refuse to remove or replace anything outside `docker/registry/v2`.
+public protocol StoreStorage: Sendable {
+    /// Entries of a directory, unsorted. Missing directory: `.notFound`.
+    func list(_ path: StorePath) throws(StorageError) -> [DirectoryEntry]
+    /// Status without following a final symlink; nil when nothing is there.
+    func status(_ path: StorePath) throws(StorageError) -> FileStatus?
+    /// Whole content of a small file (links, manifests); refuses files larger than `limit`.
+    func read(_ path: StorePath, limit: Int) throws(StorageError) -> Data
+    /// Streams a file's content through `body` in chunks of about `chunkSize` bytes.
+    func readChunks(_ path: StorePath, chunkSize: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
+    /// Writes via a temporary file, fsync and rename, creating parent directories.
+    func writeAtomically(_ path: StorePath, _ data: Data, modified: Date?) throws(StorageError)
+    /// Renames within the store, creating the destination's parent directories.
+    func rename(_ source: StorePath, to destination: StorePath) throws(StorageError)
+    /// Removes a file or a whole directory tree; returns false when nothing was there.
+    @discardableResult
+    func remove(_ path: StorePath) throws(StorageError) -> Bool
+    /// Removes a directory only if it is empty; returns whether it did.
+    @discardableResult
+    func removeIfEmpty(_ path: StorePath) throws(StorageError) -> Bool
+}
+
+extension StoreStorage {
+    /// Refuses changes outside the registry tree: the last guard of "never delete anything else".
+    func checkWritable(_ path: StorePath) throws(StorageError) {
+        guard path.hasPrefix(Layout.registryRoot), path != Layout.registryRoot else {
+            throw .outsideRegistryTree(path)
+        }
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import Yams
+
+/// Where a store and its state live, found the way an operator would expect: `--root`, else
+/// the registry's own `config.yml`, else the Debian package's config.
+public struct StoreLocation: Sendable, Hashable {
+    /// The registry's `storage.filesystem.rootdirectory`.
+    public var root: String
+    /// Lock, databases, trash and quarantine: beside `docker/`, never inside it.
+    public var stateDirectory: String
+
+    public static let defaultConfigPath = "/etc/docker/registry/config.yml"
+
+    public init(root: String, stateDirectory: String? = nil) {
+        self.root = root
+        self.stateDirectory = stateDirectory ?? (root.hasSuffix("/") ? root : root + "/") + ".regkeeper"
+    }
+
+    public enum Error: Swift.Error, Hashable, Sendable, CustomStringConvertible {
+        case noStoreGiven(triedConfig: String)
+        case configUnreadable(path: String, reason: String)
+        case configWithoutFilesystemRoot(path: String)
+        case rootMissing(path: String)
+        case stateInsideRegistryTree(String)
+
+        public var description: String {
+            switch self {
+            case .noStoreGiven(let tried):
+                "no store given: pass --root DIR (the registry's rootdirectory) or --config FILE (its config.yml); \(tried) does not exist"
+            case .configUnreadable(let path, let reason): "cannot read registry config \(path): \(reason)"
+            case .configWithoutFilesystemRoot(let path):
+                "\(path) has no storage.filesystem.rootdirectory (only the filesystem driver is supported)"
+            case .rootMissing(let path): "store root \(path) is not a directory"
+            case .stateInsideRegistryTree(let path): "state directory \(path) must not be inside docker/registry/v2"
+            }
+        }
+    }
+
+    /// Resolves the flags; `defaultConfig` is a parameter so tests need no /etc.
+    public static func resolve(
+        root: String?, config: String?, stateDirectory: String?, defaultConfig: String = defaultConfigPath
+    ) throws(Error) -> StoreLocation {
+        let resolvedRoot: String
+        if let root {
+            resolvedRoot = root
+        } else if let config {
+            resolvedRoot = try rootDirectory(fromConfig: config)
+        } else if FileManager.default.fileExists(atPath: defaultConfig) {
+            resolvedRoot = try rootDirectory(fromConfig: defaultConfig)
+        } else {
+            throw .noStoreGiven(triedConfig: defaultConfig)
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: resolvedRoot, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw .rootMissing(path: resolvedRoot)
+        }
+        let root = URL(fileURLWithPath: resolvedRoot).standardizedFileURL.path
+        let location = StoreLocation(root: root, stateDirectory: stateDirectory.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
+        if location.stateDirectory.hasPrefix(root + "/docker/registry/v2") { throw .stateInsideRegistryTree(location.stateDirectory) }
+        return location
+    }
+
+    static func rootDirectory(fromConfig path: String) throws(Error) -> String {
+        let text: String
+        let document: Any?
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+            document = try Yams.load(yaml: text)
+        } catch {
+            throw .configUnreadable(path: path, reason: "\(error)")
+        }
+        guard let top = document as? [String: Any], let storage = top["storage"] as? [String: Any],
+              let filesystem = storage["filesystem"] as? [String: Any],
+              let root = filesystem["rootdirectory"] as? String, !root.isEmpty
+        else { throw .configWithoutFilesystemRoot(path: path) }
+        return root
+    }
+}

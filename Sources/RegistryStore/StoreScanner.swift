@@ -1,0 +1,253 @@
+import Foundation
+import RegistryModel
+
+/// Reads the layout: repositories and their links, blobs, uploads. Damage is collected as
+/// findings and the walk goes on, because one bad link must not stop a whole run.
+public struct StoreScanner: Sendable {
+    public let storage: any StoreStorage
+
+    public init(storage: any StoreStorage) { self.storage = storage }
+
+    /// Link files are a digest, at most `sha512:` + 128 hex; anything longer is garbage.
+    static let linkSizeLimit = 4096
+
+    // MARK: Repositories
+
+    /// Every repository: a directory under `repositories/` holding `_manifests`, `_layers` or
+    /// `_uploads`. Names nest, so the walk continues below a repository too.
+    public func repositories() throws(StorageError) -> (names: [RepositoryName], findings: [StoreFinding]) {
+        var names: [RepositoryName] = []
+        var findings: [StoreFinding] = []
+        guard try storage.status(Layout.repositoriesRoot) != nil else { return ([], []) }
+        var pending = [Layout.repositoriesRoot]
+        while let directory = pending.popLast() {
+            let entries: [DirectoryEntry]
+            do {
+                entries = try storage.list(directory)
+            } catch {
+                findings.append(.unreadable(path: directory, reason: error.description))
+                continue
+            }
+            var isRepository = false
+            for entry in entries {
+                if entry.name.hasPrefix("_") {
+                    if [Layout.manifestsDirectoryName, Layout.layersDirectoryName, Layout.uploadsDirectoryName].contains(entry.name) {
+                        isRepository = true
+                    }
+                    continue
+                }
+                guard let child = directory.appending(entry.name) else { continue }
+                switch entry.kind {
+                case .directory where RepositoryName.isValidComponent(entry.name):
+                    pending.append(child)
+                case .symlink:
+                    findings.append(.stray(path: child, reason: "symbolic link (not followed)"))
+                case .directory:
+                    findings.append(.stray(path: child, reason: "not a valid repository name component"))
+                default:
+                    findings.append(.stray(path: child, reason: "file where repositories hold directories"))
+                }
+            }
+            if isRepository, let name = Layout.repositoryName(at: directory) { names.append(name) }
+        }
+        return (names.sorted(), findings)
+    }
+
+    /// Reads one repository's revisions, tags, layer links and uploads.
+    public func scanRepository(_ name: RepositoryName) -> (state: RepositoryState, findings: [StoreFinding]) {
+        var state = RepositoryState(name: name)
+        var findings: [StoreFinding] = []
+        for algorithm in Digest.Algorithm.allCases {
+            for (digest, link) in digestLinks(Layout.revisionsDirectory(name, algorithm), algorithm, &findings) {
+                if let link { state.revisions[digest] = link } else { state.deletedRevisions.insert(digest) }
+            }
+            for (digest, link) in digestLinks(Layout.layersDirectory(name, algorithm), algorithm, &findings) {
+                if let link { state.layers[digest] = link }
+            }
+        }
+        state.tags = tags(of: name, &findings)
+        state.uploads = uploads(of: name, &findings)
+        return (state, findings)
+    }
+
+    /// Reads a `<alg>/<hex>/link` tree; a directory with no link maps to nil.
+    private func digestLinks(
+        _ directory: StorePath, _ algorithm: Digest.Algorithm, _ findings: inout [StoreFinding]
+    ) -> [(Digest, Link?)] {
+        let entries: [DirectoryEntry]
+        do {
+            entries = try storage.list(directory)
+        } catch .notFound {
+            return []
+        } catch {
+            findings.append(.unreadable(path: directory, reason: error.description))
+            return []
+        }
+        var links: [(Digest, Link?)] = []
+        links.reserveCapacity(entries.count)
+        for entry in entries {
+            guard let path = directory.appending(entry.name) else { continue }
+            guard entry.kind == .directory, let digest = Digest(algorithm: algorithm, hex: entry.name) else {
+                findings.append(.stray(path: path, reason: entry.kind == .symlink ? "symbolic link (not followed)" : "not a digest directory"))
+                continue
+            }
+            links.append((digest, readLink(path.appending(trusted: Layout.linkFileName), recovering: digest, &findings)))
+        }
+        return links
+    }
+
+    /// Reads a link file. Nil when there is none; a damaged one is reported and, when its path
+    /// names a digest, recovered from that.
+    public func readLink(_ path: StorePath, recovering fallback: Digest?, _ findings: inout [StoreFinding]) -> Link? {
+        let status: FileStatus
+        let data: Data
+        do {
+            guard let found = try storage.status(path) else { return nil }
+            guard found.kind == .file else {
+                findings.append(.stray(path: path, reason: found.kind == .symlink ? "symbolic link (not followed)" : "link is not a file"))
+                return fallback.map { Link(target: $0, modified: found.modified, recovered: true) }
+            }
+            status = found
+            data = try storage.read(path, limit: Self.linkSizeLimit)
+        } catch {
+            findings.append(.unreadable(path: path, reason: error.description))
+            return fallback.map { Link(target: $0, modified: .distantFuture, recovered: true) }
+        }
+        let parsed: Digest? = data.withUnsafeBytes { Digest(utf8: $0.bindMemory(to: UInt8.self)) }
+        if let parsed { return Link(target: parsed, modified: status.modified) }
+        findings.append(.badLink(path: path, content: String(decoding: data, as: UTF8.self), recovered: fallback))
+        return fallback.map { Link(target: $0, modified: status.modified, recovered: true) }
+    }
+
+    private func tags(of name: RepositoryName, _ findings: inout [StoreFinding]) -> [Tag: TagState] {
+        let directory = Layout.tagsDirectory(name)
+        let entries: [DirectoryEntry]
+        do {
+            entries = try storage.list(directory)
+        } catch .notFound {
+            return [:]
+        } catch {
+            findings.append(.unreadable(path: directory, reason: error.description))
+            return [:]
+        }
+        var tags: [Tag: TagState] = [:]
+        for entry in entries {
+            guard let path = directory.appending(entry.name) else { continue }
+            guard entry.kind == .directory, let tag = Tag(entry.name) else {
+                findings.append(.stray(path: path, reason: "not a tag directory"))
+                continue
+            }
+            var history: Set<Digest> = []
+            for algorithm in Digest.Algorithm.allCases {
+                for (digest, link) in digestLinks(Layout.tagIndexDirectory(name, tag, algorithm), algorithm, &findings) {
+                    history.insert(link?.target ?? digest)
+                }
+            }
+            let current = readLink(Layout.tagCurrentLink(name, tag), recovering: nil, &findings)
+            tags[tag] = TagState(current: current?.target, modified: current?.modified, history: history)
+        }
+        return tags
+    }
+
+    private func uploads(of name: RepositoryName, _ findings: inout [StoreFinding]) -> [Upload] {
+        let directory = Layout.uploadsDirectory(name)
+        let entries: [DirectoryEntry]
+        do {
+            entries = try storage.list(directory)
+        } catch .notFound {
+            return []
+        } catch {
+            findings.append(.unreadable(path: directory, reason: error.description))
+            return []
+        }
+        var uploads: [Upload] = []
+        for entry in entries where entry.kind == .directory {
+            guard let path = Layout.uploadDirectory(name, uuid: entry.name),
+                  let startedAtPath = Layout.uploadStartedAt(name, uuid: entry.name) else { continue }
+            let directoryStatus = try? storage.status(path)
+            var startedAt = directoryStatus?.modified ?? .distantFuture
+            if let text = try? storage.read(startedAtPath, limit: 256),
+               let parsed = Self.parseRFC3339(String(decoding: text, as: UTF8.self)) {
+                startedAt = parsed
+            }
+            let bytes = (try? storage.status(path.appending(trusted: "data")))??.size ?? 0
+            uploads.append(Upload(uuid: entry.name, startedAt: startedAt, bytes: bytes))
+        }
+        return uploads
+    }
+
+    static func parseRFC3339(_ text: String) -> Date? {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: trimmed) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        // Go writes up to nine fractional digits, more than Foundation parses: drop them.
+        if let dot = trimmed.firstIndex(of: "."),
+           let zone = trimmed[dot...].firstIndex(where: { $0 == "Z" || $0 == "+" || $0 == "-" }) {
+            return formatter.date(from: String(trimmed[..<dot]) + String(trimmed[zone...]))
+        }
+        return formatter.date(from: trimmed)
+    }
+
+    // MARK: Blobs
+
+    /// Every blob directory under `blobs/`, walked shard by shard with `jobs` in parallel.
+    public func blobs(jobs: Int) async throws -> (blobs: [BlobEntry], findings: [StoreFinding]) {
+        var shards: [(Digest.Algorithm, StorePath)] = []
+        var findings: [StoreFinding] = []
+        for algorithm in Digest.Algorithm.allCases {
+            let directory = Layout.blobAlgorithmDirectory(algorithm)
+            guard let entries = try listIfPresent(directory) else { continue }
+            for entry in entries {
+                guard let path = directory.appending(entry.name) else { continue }
+                if entry.kind == .directory, entry.name.utf8.count == 2, Digest(algorithm: algorithm, hex: entry.name + String(repeating: "0", count: algorithm.byteCount * 2 - 2)) != nil {
+                    shards.append((algorithm, path))
+                } else {
+                    findings.append(.stray(path: path, reason: "not a blob shard directory"))
+                }
+            }
+        }
+        let storage = storage
+        let perShard = try await boundedMap(shards, jobs: jobs) { algorithm, shard in
+            try Self.scanShard(storage, algorithm, shard)
+        }
+        var blobs: [BlobEntry] = []
+        blobs.reserveCapacity(perShard.reduce(0) { $0 + $1.blobs.count })
+        for shard in perShard {
+            blobs += shard.blobs
+            findings += shard.findings
+        }
+        return (blobs, findings)
+    }
+
+    private func listIfPresent(_ directory: StorePath) throws(StorageError) -> [DirectoryEntry]? {
+        do {
+            return try storage.list(directory)
+        } catch .notFound {
+            return nil
+        }
+    }
+
+    private static func scanShard(
+        _ storage: any StoreStorage, _ algorithm: Digest.Algorithm, _ shard: StorePath
+    ) throws(StorageError) -> (blobs: [BlobEntry], findings: [StoreFinding]) {
+        var blobs: [BlobEntry] = []
+        var findings: [StoreFinding] = []
+        let prefix = shard.lastComponent!
+        for entry in try storage.list(shard) {
+            guard let path = shard.appending(entry.name) else { continue }
+            guard entry.kind == .directory, entry.name.hasPrefix(prefix),
+                  let digest = Digest(algorithm: algorithm, hex: entry.name) else {
+                findings.append(.stray(path: path, reason: "blob directory whose name is not a digest"))
+                continue
+            }
+            // A blob directory is a single `data` file; listing it costs what a stat does.
+            let contents = (try? storage.list(path)) ?? []
+            let hasData = contents.contains { $0.name == "data" && $0.kind == .file }
+            if !hasData { findings.append(.stray(path: path, reason: "blob directory without data")) }
+            blobs.append(BlobEntry(digest: digest, hasData: hasData))
+        }
+        return (blobs, findings)
+    }
+}

@@ -1,0 +1,126 @@
+import ArgumentParser
+import Foundation
+import GarbageCollection
+import RegistryModel
+import RegistryStore
+
+struct GCCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Mark what the store's manifests reference and sweep the rest.",
+        discussion: """
+            Roots are every manifest revision of every repository; with --delete-untagged, only \
+            tagged manifests, plus the children of kept indexes and the referrers (subject) of \
+            kept manifests. Sweeps unreferenced blobs older than --grace-period, removes links \
+            left dangling and uploads older than --upload-max-age. Safe while the registry runs: \
+            links written during the run are re-read just before deleting. Restart the registry \
+            afterwards (or run it with storage.cache.blobdescriptor off): its in-memory cache \
+            may still claim that swept blobs exist.
+
+            EXIT STATUS: 0 success; 1 could not run; 2 another run holds the lock; 3 refused to \
+            sweep because manifests cannot be read (see --allow-broken); 4 some deletions failed.
+            """
+    )
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    @Flag(name: .long, help: "Print the plan without deleting anything.")
+    var dryRun = false
+
+    @Flag(name: .long, help: "Keep only tagged manifests, their children and referrers.")
+    var deleteUntagged = false
+
+    @Option(name: .long, help: ArgumentHelp("Keep unreferenced blobs younger than this (e.g. 1h, 0).", valueName: "span"))
+    var gracePeriod = "1h"
+
+    @Option(name: .long, help: ArgumentHelp("Purge uploads started longer ago than this.", valueName: "span"))
+    var uploadMaxAge = "168h"
+
+    @Flag(name: .long, help: "Sweep even when manifests cannot be read, keeping all their repositories link.")
+    var allowBroken = false
+
+    func validate() throws {
+        guard TimeSpan(gracePeriod) != nil else { throw ValidationError("--grace-period: '\(gracePeriod)' is not a duration like 30m, 1h or 0") }
+        guard TimeSpan(uploadMaxAge) != nil else { throw ValidationError("--upload-max-age: '\(uploadMaxAge)' is not a duration like 24h or 7d") }
+    }
+
+    func run() async throws {
+        do {
+            try await collect()
+        } catch let failure as CommandFailure {
+            throw fail(failure)
+        }
+    }
+
+    private func collect() async throws {
+        let location = try store.location()
+        let lock = try takeLock(location, dryRun ? .shared : .exclusive)
+        defer { withExtendedLifetime(lock) {} }
+        let storage = try openStorage(location)
+        var options = GCOptions()
+        options.deleteUntagged = deleteUntagged
+        options.gracePeriod = TimeSpan(gracePeriod)!
+        options.uploadMaxAge = TimeSpan(uploadMaxAge)!
+        options.allowBroken = allowBroken
+        options.jobs = output.jobs
+        let timings = TimingReporter(output.reporter)
+        let plan = try await GarbageCollector(storage: storage, options: options, reporter: timings).plan()
+
+        if dryRun {
+            if output.json { try writeJSON(plan) } else if !output.quiet { renderPlan(plan, timings) }
+            if !plan.sweepAllowed { throw CommandFailure(GCError.brokenManifests(plan.broken).description, status: ExitStatus.refused) }
+            return
+        }
+        guard plan.sweepAllowed else {
+            if output.json { try writeJSON(plan) }
+            throw CommandFailure(GCError.brokenManifests(plan.broken).description, status: ExitStatus.refused)
+        }
+        let result = try await SweepExecutor(storage: storage, reporter: timings).execute(plan)
+        if output.json { try writeJSON(result) } else if !output.quiet { renderResult(result, timings) }
+        if !result.failures.isEmpty {
+            throw CommandFailure("\(result.failures.count) deletion(s) failed:\n  " + result.failures.joined(separator: "\n  "), status: ExitStatus.partialFailure)
+        }
+    }
+
+    private func renderPlan(_ plan: GCPlan, _ timings: TimingReporter) {
+        for removal in plan.manifests {
+            printLine("manifest \(removal.repository)@\(removal.digest): \(removal.reason)")
+        }
+        for blob in plan.blobs {
+            printLine("blob \(blob.digest) (\(blob.bytes.formattedBytes)): \(blob.reason)")
+        }
+        for link in plan.links {
+            printLine("\(link.kind) link \(link.repository)@\(link.digest): \(link.reason)")
+        }
+        for upload in plan.uploads {
+            printLine("upload \(upload.repository) \(upload.uuid) (\(upload.bytes.formattedBytes)), started \(upload.startedAt)")
+        }
+        renderSummary(plan, verb: "would free", timings)
+    }
+
+    private func renderResult(_ result: GCResult, _ timings: TimingReporter) {
+        renderSummary(result.applied, verb: "freed", timings)
+        if !result.protectedBlobs.isEmpty || !result.protectedManifests.isEmpty {
+            printLine("kept for pushes during the run: \(result.protectedBlobs.count) blob(s), \(result.protectedManifests.count) manifest(s)")
+        }
+        if !result.applied.isEmpty {
+            printLine("restart the registry (or run it with storage.cache.blobdescriptor off): its cache may still list swept blobs")
+        }
+    }
+
+    private func renderSummary(_ plan: GCPlan, verb: String, _ timings: TimingReporter) {
+        let counts = plan.counts
+        printLine("""
+            \(counts.repositories) repositories, \(counts.manifests) manifests, \(counts.blobs) blobs: \
+            \(counts.blobsMarked) marked, \(counts.blobsInGracePeriod) in grace period
+            \(plan.blobs.count) blobs, \(plan.manifests.count) untagged manifests, \(plan.links.count) dangling links, \
+            \(plan.uploads.count) uploads: \(verb) \(plan.bytesFreed.formattedBytes)
+            """)
+        for finding in plan.findings { printLine("warning: \(finding)") }
+        for broken in plan.broken {
+            printLine("broken: \(broken.repository)@\(broken.digest) (\(broken.referencedBy)): \(broken.reason)")
+        }
+        printLine("time: " + timings.phases.map { "\($0.name) \($0.elapsed.formattedSeconds)" }.joined(separator: ", "))
+    }
+}

@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import RegistryStore
+
+/// Exit statuses shared by every command (listed in `regkeeper --help` and regkeeper(1)).
+enum ExitStatus {
+    static let failure = ExitCode(1)
+    static let lockHeld = ExitCode(2)
+    static let refused = ExitCode(3)
+    static let partialFailure = ExitCode(4)
+}
+
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The registry's storage root (storage.filesystem.rootdirectory).", valueName: "dir"))
+    var root: String?
+
+    @Option(name: .long, help: ArgumentHelp("The registry's config.yml, read for its rootdirectory.", valueName: "file"))
+    var config: String?
+
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where the lock and databases live (default: <root>/.regkeeper).", valueName: "dir"))
+    var stateDirectory: String?
+
+    func validate() throws {
+        if root != nil, config != nil { throw ValidationError("give --root or --config, not both") }
+    }
+
+    func location() throws -> StoreLocation {
+        do {
+            return try StoreLocation.resolve(root: root, config: config, stateDirectory: stateDirectory)
+        } catch {
+            throw CommandFailure(error.description, status: ExitStatus.failure)
+        }
+    }
+}
+
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .long, help: "Print the full report as JSON on standard output.")
+    var json = false
+
+    @Flag(name: .long, help: "Print nothing but errors (for cron).")
+    var quiet = false
+
+    @Option(name: .long, help: ArgumentHelp("Parallel workers (default: the number of cores).", valueName: "n"))
+    var jobs: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    func validate() throws {
+        if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        if json, quiet { throw ValidationError("--json and --quiet do not go together") }
+    }
+
+    var reporter: any ProgressReporter {
+        quiet || json ? SilentReporter() : TerminalReporter()
+    }
+}
+
+/// A failure to report with a message and a documented exit status.
+struct CommandFailure: Error, CustomStringConvertible {
+    var description: String
+    var status: ExitCode
+
+    init(_ message: String, status: ExitCode) {
+        description = message
+        self.status = status
+    }
+}
+
+extension AsyncParsableCommand {
+    /// Prints a failure the way every command does and turns it into its exit status.
+    func fail(_ failure: CommandFailure) -> ExitCode {
+        FileHandle.standardError.write(Data("regkeeper: \(failure.description)\n".utf8))
+        return failure.status
+    }
+
+    func takeLock(_ location: StoreLocation, _ mode: StoreLock.Mode) throws -> StoreLock {
+        do {
+            return try StoreLock(stateDirectory: location.stateDirectory, mode: mode, command: CommandLine.arguments.joined(separator: " "))
+        } catch .held(let path, let holder) {
+            throw CommandFailure(StoreLock.Error.held(path: path, holder: holder).description, status: ExitStatus.lockHeld)
+        } catch {
+            throw CommandFailure(error.description, status: ExitStatus.failure)
+        }
+    }
+}
+
+func openStorage(_ location: StoreLocation) throws -> LocalStorage {
+    do {
+        return try LocalStorage(root: location.root)
+    } catch {
+        throw CommandFailure(error.description, status: ExitStatus.failure)
+    }
+}
+
+func writeJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
+    FileHandle.standardOutput.write(try encoder.encode(value))
+    FileHandle.standardOutput.write(Data("\n".utf8))
+}
+
+func printLine(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+extension Int64 {
+    /// Bytes the way people read them: 1.5 GiB.
+    var formattedBytes: String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(self)
+        var unit = 0
+        while value >= 1024, unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(self) B" : String(format: "%.1f %@", value, units[unit])
+    }
+}
+
+extension Duration {
+    var formattedSeconds: String {
+        let (seconds, attoseconds) = components
+        return String(format: "%.2fs", Double(seconds) + Double(attoseconds) / 1e18)
+    }
+}
