@@ -17,13 +17,14 @@ let package = Package(
         .target(name: "RegistryModel"),
         .target(name: "RegistryStore", dependencies: ["RegistryModel", "CSystemShims", "Yams"]),
         .target(name: "GarbageCollection", dependencies: ["RegistryStore"]),
+        .target(name: "StoreTestSupport", dependencies: ["RegistryStore", .product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(name: "regkeeper", dependencies: [
             "GarbageCollection",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "RegistryModelTests", dependencies: ["RegistryModel"]),
-        .testTarget(name: "RegistryStoreTests", dependencies: ["RegistryStore"]),
-        .testTarget(name: "GarbageCollectionTests", dependencies: ["GarbageCollection"]),
+        .testTarget(name: "RegistryStoreTests", dependencies: ["RegistryStore", "StoreTestSupport"]),
+        .testTarget(name: "GarbageCollectionTests", dependencies: ["GarbageCollection", "StoreTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

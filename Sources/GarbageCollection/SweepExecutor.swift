@@ -109,6 +109,9 @@ public struct SweepExecutor: Sendable {
             }
         }
         pruneEmptyParents(of: touched)
+        let repositories = Set(result.applied.manifests.map(\.repository) + result.applied.links.map(\.repository)
+            + result.applied.uploads.map(\.repository))
+        for repository in repositories.sorted() { removeIfHoldsNoFiles(Layout.repositoryDirectory(repository)) }
         return result
     }
 
@@ -139,6 +142,18 @@ public struct SweepExecutor: Sendable {
             }
         }
         return (blobs, manifests)
+    }
+
+    /// Removes a repository that lost its last file, directories only (rmdir), bottom-up: a push
+    /// that creates a file meanwhile makes the rmdir fail and the repository stays.
+    private func removeIfHoldsNoFiles(_ directory: StorePath) {
+        guard let entries = try? storage.list(directory) else { return }
+        for entry in entries where entry.kind == .directory {
+            if let child = directory.appending(entry.name) { removeIfHoldsNoFiles(child) }
+        }
+        if (try? storage.removeIfEmpty(directory)) == true {
+            pruneEmptyParents(of: [directory])
+        }
     }
 
     /// Removes directories the sweep left empty, up to (not including) `blobs/` and `repositories/`.

@@ -64,7 +64,14 @@ public final class LocalStorage: StoreStorage {
                 throw Self.error("mkdir", prefix, .current)
             }
             let next = openat(descriptor, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard next >= 0 else { throw Self.error("open", prefix, .current) }
+            guard next >= 0 else {
+                let failure = Errno.current
+                var info = stat()
+                if fstatat(descriptor, component, &info, AT_SYMLINK_NOFOLLOW) == 0, info.st_mode & S_IFMT == S_IFLNK {
+                    throw .symlinkRefused(prefix)
+                }
+                throw Self.error("open", prefix, failure)
+            }
             close(descriptor)
             descriptor = next
         }

@@ -1,0 +1,98 @@
+import Foundation
+import RegistryStore
+import StoreTestSupport
+import Testing
+
+/// One contract, two drivers: what gc and retention rely on must hold for both.
+@Suite struct StorageConformanceTests {
+    static func drivers() throws -> [(String, any StoreStorage)] {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-conformance-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return [("local", try LocalStorage(root: directory.path)), ("memory", InMemoryStorage())]
+    }
+
+    let file = StorePath(relative: "docker/registry/v2/a/b/file")!
+
+    @Test func writeReadStatList() throws {
+        for (name, storage) in try Self.drivers() {
+            let modified = Date(timeIntervalSince1970: 1_700_000_000.25)
+            try storage.writeAtomically(file, Data("hello".utf8), modified: modified)
+            #expect(try storage.read(file, limit: 100) == Data("hello".utf8), "\(name)")
+            let status = try #require(try storage.status(file))
+            #expect(status.kind == .file && status.size == 5, "\(name)")
+            #expect(abs(status.modified.timeIntervalSince(modified)) < 0.001, "\(name)")
+            #expect(try storage.list(file.parent!) == [DirectoryEntry(name: "file", kind: .file)], "\(name)")
+            #expect(try storage.status(file.parent!)?.kind == .directory, "\(name)")
+            #expect(try storage.status(file.parent!.appending("missing")!) == nil, "\(name)")
+            #expect(throws: StorageError.notFound(file.parent!.appending("missing")!)) { try storage.list(file.parent!.appending("missing")!) }
+            #expect(throws: StorageError.self) { try storage.read(file, limit: 4) }
+            var chunks: [Int] = []
+            try storage.readChunks(file, chunkSize: 2) { chunks.append($0.count) }
+            #expect(chunks == [2, 2, 1], "\(name)")
+        }
+    }
+
+    @Test func renameRemoveAndEmptyDirectories() throws {
+        for (name, storage) in try Self.drivers() {
+            try storage.writeAtomically(file, Data("x".utf8), modified: nil)
+            let moved = StorePath(relative: "docker/registry/v2/c/d/moved")!
+            try storage.rename(file.parent!, to: moved)
+            #expect(try storage.read(moved.appending("file")!, limit: 10) == Data("x".utf8), "\(name)")
+            #expect(try storage.status(file) == nil, "\(name)")
+            #expect(try storage.removeIfEmpty(moved) == false, "\(name)")
+            #expect(try storage.remove(moved) == true, "\(name)")
+            #expect(try storage.remove(moved) == false, "\(name)")
+            #expect(try storage.removeIfEmpty(moved.parent!) == true, "\(name)")
+        }
+    }
+
+    @Test func refusesChangesOutsideTheRegistryTree() throws {
+        for (name, storage) in try Self.drivers() {
+            let outside = StorePath(relative: "etc/passwd")!
+            #expect(throws: StorageError.outsideRegistryTree(outside), "\(name)") { try storage.writeAtomically(outside, Data(), modified: nil) }
+            #expect(throws: StorageError.outsideRegistryTree(outside), "\(name)") { try storage.remove(outside) }
+            #expect(throws: StorageError.outsideRegistryTree(StorePath(relative: "docker/registry/v2")!), "\(name)") {
+                try storage.remove(StorePath(relative: "docker/registry/v2")!)
+            }
+        }
+    }
+
+    @Test func pathsCannotEscape() {
+        #expect(StorePath(relative: "../x") == nil)
+        #expect(StorePath(relative: "a/../../x") == nil)
+        #expect(StorePath(relative: "/etc/passwd") == nil)
+        #expect(StorePath(relative: "./a//b/")?.description == "a/b")
+        #expect(StorePath.root.appending("..") == nil)
+        #expect(StorePath.root.appending("a/b") == nil)
+    }
+}
+
+/// The local driver on a real directory: symlinks inside the store are never followed.
+@Suite struct LocalStorageSymlinkTests {
+    @Test func neverFollowsSymlinks() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-symlink-\(UUID())")
+        let root = base.appendingPathComponent("root")
+        let outside = base.appendingPathComponent("outside")
+        let manager = FileManager.default
+        try manager.createDirectory(at: root.appendingPathComponent("docker/registry/v2/blobs"), withIntermediateDirectories: true)
+        try manager.createDirectory(at: outside, withIntermediateDirectories: true)
+        try Data("secret".utf8).write(to: outside.appendingPathComponent("data"))
+        try manager.createSymbolicLink(at: root.appendingPathComponent("docker/registry/v2/blobs/evil"), withDestinationURL: outside)
+        try manager.createSymbolicLink(at: root.appendingPathComponent("docker/registry/v2/file-link"), withDestinationURL: outside.appendingPathComponent("data"))
+        defer { try? manager.removeItem(at: base) }
+
+        let storage = try LocalStorage(root: root.path)
+        let throughDirectory = StorePath(relative: "docker/registry/v2/blobs/evil/data")!
+        #expect(throws: StorageError.symlinkRefused(throughDirectory)) { try storage.read(throughDirectory, limit: 100) }
+        #expect(throws: StorageError.symlinkRefused(throughDirectory.parent!)) { try storage.remove(throughDirectory) }
+        #expect(throws: StorageError.symlinkRefused(throughDirectory.parent!)) { try storage.writeAtomically(throughDirectory, Data(), modified: nil) }
+        let fileLink = StorePath(relative: "docker/registry/v2/file-link")!
+        #expect(throws: StorageError.symlinkRefused(fileLink)) { try storage.read(fileLink, limit: 100) }
+        #expect(try storage.status(fileLink)?.kind == .symlink)
+        #expect(try storage.list(StorePath(relative: "docker/registry/v2/blobs")!) == [DirectoryEntry(name: "evil", kind: .symlink)])
+        // Removing the link removes the link only.
+        #expect(try storage.remove(StorePath(relative: "docker/registry/v2/blobs/evil")!))
+        #expect(try storage.remove(fileLink))
+        #expect(manager.fileExists(atPath: outside.appendingPathComponent("data").path))
+    }
+}
