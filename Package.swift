@@ -14,6 +14,8 @@ let package = Package(
     ],
     targets: [
         .target(name: "CSystemShims"),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "StateDatabase", dependencies: ["CSQLite"]),
         .target(name: "RegistryModel"),
         .target(name: "RegistryStore", dependencies: ["RegistryModel", "CSystemShims", "Yams"]),
         .target(name: "GarbageCollection", dependencies: ["RegistryStore"]),
@@ -22,6 +24,7 @@ let package = Package(
             "GarbageCollection",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .testTarget(name: "StateDatabaseTests", dependencies: ["StateDatabase"]),
         .testTarget(name: "RegistryModelTests", dependencies: ["RegistryModel"]),
         .testTarget(name: "RegistryStoreTests", dependencies: ["RegistryStore", "StoreTestSupport"]),
         .testTarget(name: "GarbageCollectionTests", dependencies: ["GarbageCollection", "StoreTestSupport"]),
