@@ -19,11 +19,18 @@ let package = Package(
         .target(name: "RegistryModel"),
         .target(name: "RegistryStore", dependencies: ["RegistryModel", "CSystemShims", "Yams"]),
         .target(name: "GarbageCollection", dependencies: ["RegistryStore"]),
+        .target(name: "RegistryHarness", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "StoreTestSupport", dependencies: ["RegistryStore", .product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(name: "regkeeper", dependencies: [
             "GarbageCollection",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .executableTarget(name: "regkeeper-bench", dependencies: [
+            "StoreTestSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "RegistryHarnessTests", dependencies: ["RegistryHarness"]),
+        .testTarget(name: "GCIntegrationTests", dependencies: ["GarbageCollection", "RegistryHarness", "StoreTestSupport"]),
         .testTarget(name: "StateDatabaseTests", dependencies: ["StateDatabase"]),
         .testTarget(name: "RegistryModelTests", dependencies: ["RegistryModel"]),
         .testTarget(name: "RegistryStoreTests", dependencies: ["RegistryStore", "StoreTestSupport"]),

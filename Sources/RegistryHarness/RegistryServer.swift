@@ -1,0 +1,206 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+public enum RegistryServerError: Error, CustomStringConvertible {
+    case cannotWriteConfig(path: String, reason: String)
+    case noFreePort(reason: String)
+    case exitedDuringStartup(command: [String], status: Int32, stderr: String)
+    case notReady(url: URL, seconds: Double, lastProblem: String, stderr: String)
+
+    public var description: String {
+        switch self {
+        case let .cannotWriteConfig(path, reason):
+            return "cannot write registry config \(path): \(reason)"
+        case let .noFreePort(reason):
+            return "cannot find a free TCP port on 127.0.0.1: \(reason)"
+        case let .exitedDuringStartup(command, status, stderr):
+            return "`\(command.joined(separator: " "))` exited with status \(status) before answering: \(stderr)"
+        case let .notReady(url, seconds, lastProblem, stderr):
+            return "GET \(url) did not answer 200 within \(seconds) s (last: \(lastProblem)); registry stderr: \(stderr)"
+        }
+    }
+}
+
+/// A real `docker-registry serve` on loopback over a store the test owns, so tests see exactly
+/// what Distribution 2.8 writes to disk rather than what we believe it writes.
+///
+/// Sendable through a lock around the only mutable state, the child process, so a server can be
+/// shared by concurrently running tests. The config directory is removed on `deinit`.
+public final class RegistryServer: @unchecked Sendable {
+    /// The store's `rootdirectory`.
+    public let root: URL
+    public let port: Int
+    /// The config the server runs with; `docker-registry garbage-collect` takes the same file.
+    public let configPath: URL
+    public let baseURL: URL
+
+    private let configDirectory: URL
+    private let lock = NSLock()
+    private var child: RunningProcess?
+
+    /// `extraConfig` that lets 2.8.2 accept signed schema1 pushes; without it they fail with
+    /// HTTP 500 "manifest schema v1 unsupported".
+    public static let schema1Compatibility = "compatibility:\n  schema1:\n    enabled: true\n"
+
+    /// How long `start` and `restart` wait for `GET /v2/` to answer.
+    static let readinessTimeout = 10.0
+
+    private init(root: URL, port: Int, configDirectory: URL) {
+        self.root = root
+        self.port = port
+        self.configDirectory = configDirectory
+        configPath = configDirectory.appendingPathComponent("config.yml")
+        baseURL = URL(string: "http://127.0.0.1:\(port)")!
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: configDirectory)
+    }
+
+    /// Writes a config for `root` and starts the registry, returning once `GET /v2/` answers 200.
+    ///
+    /// - Parameters:
+    ///   - port: nil picks a free one. A picked port can be taken by someone else before the
+    ///     registry binds it, so that case is retried with a fresh port.
+    ///   - blobDescriptorCache: turns on `storage.cache.blobdescriptor: inmemory`, off by default
+    ///     because its stale entries after a gc make "layer already exists" pushes succeed
+    ///     against deleted blobs; turn it on to reproduce exactly that.
+    ///   - extraConfig: YAML appended at the top level, e.g. `schema1Compatibility`. It must not
+    ///     repeat `version`, `log`, `storage` or `http`: a repeated key replaces ours whole.
+    public static func start(
+        root: URL,
+        port: Int? = nil,
+        blobDescriptorCache: Bool = false,
+        extraConfig: String = ""
+    ) async throws -> RegistryServer {
+        var attempts = port == nil ? 3 : 1
+        while true {
+            attempts -= 1
+            let server = try RegistryServer(
+                root: root,
+                port: port ?? freeLoopbackPort(),
+                configDirectory: FileManager.default.temporaryDirectory
+                    .appendingPathComponent("registry-\(UUID().uuidString)", isDirectory: true)
+            )
+            try server.writeConfig(blobDescriptorCache: blobDescriptorCache, extraConfig: extraConfig)
+            do {
+                try await server.launch()
+                return server
+            } catch let RegistryServerError.exitedDuringStartup(_, _, stderr)
+                where attempts > 0 && stderr.contains("address already in use") {
+                continue
+            }
+        }
+    }
+
+    /// Terminates the registry and waits for it to exit; safe to call twice.
+    public func stop() {
+        let running = lock.withLock {
+            defer { child = nil }
+            return child
+        }
+        running?.terminate()
+        running?.discardOutput()
+    }
+
+    /// Stops and starts again on the same root, port and config, which empties the registry's
+    /// in-memory caches the way an operator's restart after gc would.
+    public func restart() async throws {
+        stop()
+        try await launch()
+    }
+
+    private func writeConfig(blobDescriptorCache: Bool, extraConfig: String) throws {
+        let cache = blobDescriptorCache ? "  cache:\n    blobdescriptor: inmemory\n" : ""
+        let yaml = """
+            version: 0.1
+            log:
+              level: error
+            storage:
+              filesystem:
+                rootdirectory: \(root.path)
+              delete:
+                enabled: true
+              maintenance:
+                uploadpurging:
+                  enabled: false
+            \(cache)http:
+              addr: 127.0.0.1:\(port)
+
+            """ + extraConfig
+        do {
+            try FileManager.default.createDirectory(at: configDirectory, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+            try Data(yaml.utf8).write(to: configPath)
+        } catch {
+            throw RegistryServerError.cannotWriteConfig(path: configPath.path, reason: "\(error)")
+        }
+    }
+
+    private func launch() async throws {
+        let running = try RunningProcess("docker-registry", ["serve", configPath.path], timeout: nil)
+        lock.withLock { child = running }
+        do {
+            try await waitUntilReady(running)
+        } catch {
+            stop()
+            throw error
+        }
+    }
+
+    private func waitUntilReady(_ running: RunningProcess) async throws {
+        let url = baseURL.appendingPathComponent("v2/")
+        let deadline = Date().addingTimeInterval(Self.readinessTimeout)
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = 1
+        let session = URLSession(configuration: configuration)
+        defer { session.finishTasksAndInvalidate() }
+        var lastProblem = "no attempt"
+        while Date() < deadline {
+            if !running.isRunning {
+                throw RegistryServerError.exitedDuringStartup(
+                    command: running.command, status: running.status, stderr: running.stderrSoFar)
+            }
+            do {
+                let (_, response) = try await session.data(from: url)
+                let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+                if status == 200 { return }
+                lastProblem = "HTTP \(status)"
+            } catch {
+                lastProblem = "\(error)"
+            }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        throw RegistryServerError.notReady(
+            url: url, seconds: Self.readinessTimeout, lastProblem: lastProblem, stderr: running.stderrSoFar)
+    }
+}
+
+/// Asks the kernel for an unused loopback port by binding port 0, then releases it for the registry.
+func freeLoopbackPort() throws -> Int {
+    #if canImport(Glibc)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #else
+    let fd = socket(AF_INET, SOCK_STREAM, 0)
+    #endif
+    guard fd >= 0 else { throw RegistryServerError.noFreePort(reason: "socket: errno \(errno)") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    #if canImport(Darwin)
+    address.sin_len = UInt8(MemoryLayout<sockaddr_in>.size)
+    #endif
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
+            bind(fd, socketAddress, length) == 0 && getsockname(fd, socketAddress, &length) == 0
+        }
+    }
+    guard bound else { throw RegistryServerError.noFreePort(reason: "bind/getsockname: errno \(errno)") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
