@@ -60,10 +60,10 @@ public final class InMemoryStorage: StoreStorage {
         }
     }
 
-    public func read(_ path: StorePath, limit: Int) throws(StorageError) -> Data {
-        let data = try nodes.withLock { nodes throws(StorageError) -> Data in
+    public func readWithStatus(_ path: StorePath, limit: Int) throws(StorageError) -> (data: Data, status: FileStatus) {
+        let (data, modified) = try nodes.withLock { nodes throws(StorageError) -> (Data, Date) in
             switch nodes[path] {
-            case .file(let data, _)?: return data
+            case .file(let data, let modified)?: return (data, modified)
             case .symlink?: throw .symlinkRefused(path)
             default: throw .notFound(path)
             }
@@ -71,7 +71,7 @@ public final class InMemoryStorage: StoreStorage {
         guard data.count <= limit else {
             throw .system(operation: "read (file larger than \(limit) bytes)", path: path, errno: Errno(EFBIG))
         }
-        return data
+        return (data, FileStatus(kind: .file, size: Int64(data.count), modified: modified))
     }
 
     public func readChunks(_ path: StorePath, chunkSize: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {

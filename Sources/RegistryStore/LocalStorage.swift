@@ -80,6 +80,31 @@ public final class LocalStorage: StoreStorage {
     // MARK: StoreStorage
 
     public func list(_ path: StorePath) throws(StorageError) -> [DirectoryEntry] {
+        try withDirectory(path) { _, entries in entries }
+    }
+
+    /// One directory read plus one `fstatat` per child relative to the open directory: the
+    /// child is known to be a directory (not a symlink) from the listing itself.
+    public func list(_ directory: StorePath, probing probe: String) throws(StorageError) -> [ProbedEntry] {
+        try withDirectory(directory) { descriptor, entries in
+            let path = directory
+            return entries.map { entry in
+                guard entry.kind == .directory else { return ProbedEntry(entry: entry, probe: nil) }
+                var info = stat()
+                guard fstatat(descriptor, entry.name + "/" + probe, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+                    let failure = Errno.current
+                    let file = path.appending(trusted: entry.name, probe)
+                    return ProbedEntry(entry: entry, probe: nil, probeFailure: failure == .noSuchFile ? nil : Self.error("stat", file, failure))
+                }
+                return ProbedEntry(entry: entry, probe: FileStatus(
+                    kind: Self.kind(info.st_mode), size: Int64(info.st_size), modified: Self.date(info.st_mtim)))
+            }
+        }
+    }
+
+    private func withDirectory<T>(
+        _ path: StorePath, _ body: (Int32, [DirectoryEntry]) throws(StorageError) -> T
+    ) throws(StorageError) -> T {
         let descriptor = try openBeneath(path, O_RDONLY | O_DIRECTORY, operation: "opendir")
         guard let directory = fdopendir(descriptor) else {
             let failure = Errno.current
@@ -110,7 +135,7 @@ public final class LocalStorage: StoreStorage {
             }
             entries.append(DirectoryEntry(name: name, kind: kind))
         }
-        return entries
+        return try body(dirfd(directory), entries)
     }
 
     public func status(_ path: StorePath) throws(StorageError) -> FileStatus? {
@@ -124,7 +149,7 @@ public final class LocalStorage: StoreStorage {
         return FileStatus(kind: Self.kind(info.st_mode), size: Int64(info.st_size), modified: Self.date(info.st_mtim))
     }
 
-    public func read(_ path: StorePath, limit: Int) throws(StorageError) -> Data {
+    public func readWithStatus(_ path: StorePath, limit: Int) throws(StorageError) -> (data: Data, status: FileStatus) {
         let descriptor = try openBeneath(path, O_RDONLY | O_NOFOLLOW, operation: "open")
         defer { close(descriptor) }
         var info = stat()
@@ -147,7 +172,7 @@ public final class LocalStorage: StoreStorage {
             return nil
         }
         if let failure { throw Self.error("read", path, failure) }
-        return data.prefix(filled)
+        return (data.prefix(filled), FileStatus(kind: Self.kind(info.st_mode), size: Int64(filled), modified: Self.date(info.st_mtim)))
     }
 
     public func readChunks(_ path: StorePath, chunkSize: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {

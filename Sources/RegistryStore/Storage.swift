@@ -77,8 +77,12 @@ public protocol StoreStorage: Sendable {
     func list(_ path: StorePath) throws(StorageError) -> [DirectoryEntry]
     /// Status without following a final symlink; nil when nothing is there.
     func status(_ path: StorePath) throws(StorageError) -> FileStatus?
-    /// Whole content of a small file (links, manifests); refuses files larger than `limit`.
-    func read(_ path: StorePath, limit: Int) throws(StorageError) -> Data
+    /// Whole content of a small file (links, manifests) and its status from the same open;
+    /// refuses files larger than `limit`.
+    func readWithStatus(_ path: StorePath, limit: Int) throws(StorageError) -> (data: Data, status: FileStatus)
+    /// Entries of a directory and, for each child directory, the status of its file `probe`
+    /// (nil when absent): one pass over `revisions/` tells live links from deleted manifests.
+    func list(_ directory: StorePath, probing probe: String) throws(StorageError) -> [ProbedEntry]
     /// Streams a file's content through `body` in chunks of about `chunkSize` bytes.
     func readChunks(_ path: StorePath, chunkSize: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
     /// Writes via a temporary file, fsync and rename, creating parent directories.
@@ -93,7 +97,39 @@ public protocol StoreStorage: Sendable {
     func removeIfEmpty(_ path: StorePath) throws(StorageError) -> Bool
 }
 
+public struct ProbedEntry: Sendable, Hashable {
+    public var entry: DirectoryEntry
+    /// Status of the probed file; nil when it is absent or could not be checked.
+    public var probe: FileStatus?
+    /// Why the probe could not be checked (permission, I/O): callers must not read this as absent.
+    public var probeFailure: StorageError?
+
+    public init(entry: DirectoryEntry, probe: FileStatus?, probeFailure: StorageError? = nil) {
+        self.entry = entry
+        self.probe = probe
+        self.probeFailure = probeFailure
+    }
+}
+
 extension StoreStorage {
+    public func read(_ path: StorePath, limit: Int) throws(StorageError) -> Data {
+        try readWithStatus(path, limit: limit).data
+    }
+
+    /// Drivers without a cheaper way stat each child's file in turn.
+    public func list(_ directory: StorePath, probing probe: String) throws(StorageError) -> [ProbedEntry] {
+        try list(directory).map { entry in
+            guard entry.kind == .directory, let file = directory.appending(entry.name)?.appending(probe) else {
+                return ProbedEntry(entry: entry, probe: nil)
+            }
+            do throws(StorageError) {
+                return ProbedEntry(entry: entry, probe: try status(file))
+            } catch {
+                return ProbedEntry(entry: entry, probe: nil, probeFailure: error)
+            }
+        }
+    }
+
     /// Refuses changes outside the registry tree: the last guard of "never delete anything else".
     func checkWritable(_ path: StorePath) throws(StorageError) {
         guard path.hasPrefix(Layout.registryRoot), path != Layout.registryRoot else {

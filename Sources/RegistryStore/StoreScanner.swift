@@ -53,21 +53,77 @@ public struct StoreScanner: Sendable {
         return (names.sorted(), findings)
     }
 
+    /// How much of a repository to read.
+    public enum Depth: Sendable {
+        /// Every link file's content: what verify and backup need to report damaged links.
+        case complete
+        /// What marking needs, at a fraction of the system calls: revision links are stat'ed
+        /// (their directory names the digest), tag histories are listed, `_layers` is skipped;
+        /// only tags' current links are read.
+        case marking
+    }
+
     /// Reads one repository's revisions, tags, layer links and uploads.
-    public func scanRepository(_ name: RepositoryName) -> (state: RepositoryState, findings: [StoreFinding]) {
+    public func scanRepository(_ name: RepositoryName, depth: Depth = .complete) -> (state: RepositoryState, findings: [StoreFinding]) {
         var state = RepositoryState(name: name)
         var findings: [StoreFinding] = []
         for algorithm in Digest.Algorithm.allCases {
-            for (digest, link) in digestLinks(Layout.revisionsDirectory(name, algorithm), algorithm, &findings) {
-                if let link { state.revisions[digest] = link } else { state.deletedRevisions.insert(digest) }
-            }
-            for (digest, link) in digestLinks(Layout.layersDirectory(name, algorithm), algorithm, &findings) {
-                if let link { state.layers[digest] = link }
+            let revisions = Layout.revisionsDirectory(name, algorithm)
+            switch depth {
+            case .complete:
+                for (digest, link) in digestLinks(revisions, algorithm, &findings) {
+                    if let link { state.revisions[digest] = link } else { state.deletedRevisions.insert(digest) }
+                }
+                for (digest, link) in digestLinks(Layout.layersDirectory(name, algorithm), algorithm, &findings) {
+                    if let link { state.layers[digest] = link }
+                }
+            case .marking:
+                for (digest, probe) in probedDigestDirectories(revisions, algorithm, &findings) {
+                    if let probe {
+                        state.revisions[digest] = probe
+                    } else {
+                        state.deletedRevisions.insert(digest)
+                    }
+                }
             }
         }
-        state.tags = tags(of: name, &findings)
+        state.tags = tags(of: name, depth: depth, &findings)
         state.uploads = uploads(of: name, &findings)
         return (state, findings)
+    }
+
+    /// Digest directories of `<alg>/` with their link's status; a link that cannot be
+    /// stat'ed is reported and counted as present (fail closed), a missing one maps to nil.
+    private func probedDigestDirectories(
+        _ directory: StorePath, _ algorithm: Digest.Algorithm, _ findings: inout [StoreFinding]
+    ) -> [(Digest, Link?)] {
+        let entries: [ProbedEntry]
+        do {
+            entries = try storage.list(directory, probing: Layout.linkFileName)
+        } catch .notFound {
+            return []
+        } catch {
+            findings.append(.unreadable(path: directory, reason: error.description))
+            return []
+        }
+        return entries.compactMap { probed in
+            guard let path = directory.appending(probed.entry.name) else { return nil }
+            guard probed.entry.kind == .directory, let digest = Digest(algorithm: algorithm, hex: probed.entry.name) else {
+                findings.append(.stray(path: path, reason: probed.entry.kind == .symlink ? "symbolic link (not followed)" : "not a digest directory"))
+                return nil
+            }
+            if let failure = probed.probeFailure {
+                findings.append(.unreadable(path: path.appending(trusted: Layout.linkFileName), reason: failure.description))
+                return (digest, Link(target: digest, modified: .distantFuture, recovered: true))
+            }
+            return (digest, probed.probe.map { Link(target: digest, modified: $0.modified) })
+        }
+    }
+
+    /// Digest directory names under `<alg>/`, without reading their links.
+    public func digestDirectories(_ directory: StorePath, _ algorithm: Digest.Algorithm) throws(StorageError) -> [Digest] {
+        guard let entries = try listIfPresent(directory) else { return [] }
+        return entries.compactMap { $0.kind == .directory ? Digest(algorithm: algorithm, hex: $0.name) : nil }
     }
 
     /// Reads a `<alg>/<hex>/link` tree; a directory with no link maps to nil.
@@ -119,7 +175,7 @@ public struct StoreScanner: Sendable {
         return fallback.map { Link(target: $0, modified: status.modified, recovered: true) }
     }
 
-    private func tags(of name: RepositoryName, _ findings: inout [StoreFinding]) -> [Tag: TagState] {
+    private func tags(of name: RepositoryName, depth: Depth, _ findings: inout [StoreFinding]) -> [Tag: TagState] {
         let directory = Layout.tagsDirectory(name)
         let entries: [DirectoryEntry]
         do {
@@ -139,8 +195,16 @@ public struct StoreScanner: Sendable {
             }
             var history: Set<Digest> = []
             for algorithm in Digest.Algorithm.allCases {
-                for (digest, link) in digestLinks(Layout.tagIndexDirectory(name, tag, algorithm), algorithm, &findings) {
-                    history.insert(link?.target ?? digest)
+                let index = Layout.tagIndexDirectory(name, tag, algorithm)
+                switch depth {
+                case .complete:
+                    for (digest, link) in digestLinks(index, algorithm, &findings) { history.insert(link?.target ?? digest) }
+                case .marking:
+                    do {
+                        history.formUnion(try digestDirectories(index, algorithm))
+                    } catch {
+                        findings.append(.unreadable(path: index, reason: error.description))
+                    }
                 }
             }
             let current = readLink(Layout.tagCurrentLink(name, tag), recovering: nil, &findings)
