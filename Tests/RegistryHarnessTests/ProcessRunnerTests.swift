@@ -29,16 +29,14 @@ import Testing
     /// The child must see SIGTERM itself, not only the SIGKILL that follows 2 s later: a child
     /// spawned from a Dispatch thread would otherwise inherit a mask that blocks it.
     @Test func timeoutTerminatesTheChild() async throws {
-        let clock = ContinuousClock()
-        let started = clock.now
         do {
             _ = try await ProcessRunner.run("sh", ["-c", "trap 'echo terminated >&2; exit 9' TERM; while :; do sleep 0.05; done"], timeout: 0.3)
             Issue.record("expected a timeout")
         } catch let ProcessError.timedOut(_, seconds, stderr) {
             #expect(seconds == 0.3)
+            // Only the TERM handler prints this: SIGKILL would leave stderr empty.
             #expect(stderr == "terminated\n")
         }
-        #expect(clock.now - started < .seconds(1.5))
     }
 
     @Test func missingExecutableIsALaunchFailure() {
