@@ -24,8 +24,10 @@ let package = Package(
         .target(name: "GarbageCollection", dependencies: ["RegistryStore"]),
         .target(name: "RegistryHarness", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "StoreTestSupport", dependencies: ["RegistryStore", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Operations", dependencies: ["GarbageCollection", "RegistryHarness"]),
         .executableTarget(name: "regkeeper", dependencies: [
             "GarbageCollection",
+            "Operations",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "regkeeper-bench", dependencies: [

@@ -21,88 +21,108 @@ public struct GarbageCollector: Sendable {
     }
 
     /// Scans the store, marks what is reachable and lists what the sweep would delete.
+    ///
+    /// Repositories are scanned and marked one at a time per worker and only their marks are
+    /// kept, so memory grows with the number of blobs, not with every link in the store.
     public func plan() async throws -> GCPlan {
         let markStartedAt = now()
         let scanner = StoreScanner(storage: storage)
-        let loader = ManifestLoader(storage: storage)
         let jobs = options.jobs
         var plan = GCPlan(
             options: .init(
                 deleteUntagged: options.deleteUntagged, gracePeriod: options.gracePeriod.description,
                 uploadMaxAge: options.uploadMaxAge.description, allowBroken: options.allowBroken),
             markStartedAt: markStartedAt)
+        let uploadCutoff = markStartedAt.addingTimeInterval(-TimeInterval(options.uploadMaxAge.seconds))
 
-        let ((repositories, blobs), _) = try await reporter.phase("scan") {
-            let (names, repositoryFindings) = try scanner.repositories()
-            plan.findings += repositoryFindings
-            let scanned = try await boundedMap(names, jobs: jobs) { scanner.scanRepository($0) }
-            let (blobs, blobFindings) = try await scanner.blobs(jobs: jobs)
-            plan.findings += scanned.flatMap(\.findings) + blobFindings
-            return (scanned.map(\.state), blobs)
-        }
-
-        let (marks, _) = try await reporter.phase("mark") {
-            let markPhase = MarkPhase(loader: loader, deleteUntagged: options.deleteUntagged)
-            return try await boundedMap(repositories, jobs: jobs) { markPhase.mark($0) }
-        }
-        var marked: Set<Digest> = []
-        for (state, mark) in zip(repositories, marks) {
-            marked.formUnion(mark.marked)
-            plan.manifests += mark.removals
-            plan.broken += mark.broken
-            plan.counts.manifestsTraversed += mark.kept.count
-            if !mark.broken.isEmpty {
-                // Its blobs are unknown: keep everything the repository could reference.
-                marked.formUnion(state.layers.values.map(\.target))
+        var marking = DigestSet.Builder()
+        var repositories: [RepositoryName] = []
+        try await reporter.phase("mark") {
+            let (names, findings) = try scanner.repositories()
+            repositories = names
+            plan.findings += findings
+            let storage = storage
+            let deleteUntagged = options.deleteUntagged
+            var done: Int64 = 0
+            try await boundedForEach(names, jobs: jobs) { name in
+                let (state, findings) = scanner.scanRepository(name, depth: .marking)
+                var mark = MarkPhase(loader: ManifestLoader(storage: storage), deleteUntagged: deleteUntagged).mark(state)
+                if !mark.broken.isEmpty {
+                    // Its blobs are unknown: keep everything the repository could reference.
+                    for algorithm in Digest.Algorithm.allCases {
+                        mark.marked.formUnion((try? scanner.digestDirectories(Layout.layersDirectory(name, algorithm), algorithm)) ?? [])
+                    }
+                }
+                let uploads = state.uploads.filter { $0.startedAt < uploadCutoff }.sorted { $0.uuid < $1.uuid }
+                return (mark, findings, uploads, state.revisions.count)
+            } consume: { mark, findings, uploads, revisions in
+                marking.insert(contentsOf: mark.marked)
+                plan.manifests += mark.removals
+                plan.broken += mark.broken
+                plan.findings += findings
+                plan.counts.manifestsTraversed += mark.kept.count
+                plan.counts.manifests += revisions
+                plan.links += mark.missingRevisions.map {
+                    .init(repository: mark.repository, digest: $0, kind: .revision, reason: "manifest blob is missing")
+                }
+                plan.uploads += uploads.map {
+                    .init(repository: mark.repository, uuid: $0.uuid, startedAt: $0.startedAt, bytes: $0.bytes)
+                }
+                done += 1
+                reporter.progress("mark", done: done, total: Int64(names.count), unit: .items)
             }
         }
+        let marked = marking.build()
         plan.counts.repositories = repositories.count
-        plan.counts.manifests = repositories.reduce(0) { $0 + $1.revisions.count }
-        plan.counts.blobs = blobs.count
-        plan.counts.blobsMarked = blobs.count { marked.contains($0.digest) }
+        plan.counts.blobsMarked = marked.count
 
+        let graceCutoff = markStartedAt.addingTimeInterval(-TimeInterval(options.gracePeriod.seconds))
+        var unmarked: Set<Digest> = []
         try await reporter.phase("plan") {
-            try await planBlobDeletions(blobs, marked: marked, into: &plan)
+            let (candidates, findings) = try await scanner.unmarkedBlobs(marked, jobs: jobs)
+            plan.findings += findings
+            for (digest, status, hasData) in candidates {
+                unmarked.insert(digest)
+                guard let status, status.modified < graceCutoff else {
+                    plan.counts.blobsInGracePeriod += 1
+                    continue
+                }
+                plan.blobs.append(.init(
+                    digest: digest, bytes: hasData ? status.size : 0,
+                    reason: hasData ? "unreferenced" : "blob directory without data"))
+            }
+            plan.blobs.sort { $0.digest < $1.digest }
+            plan.links += try await danglingLayerLinks(repositories, marked: marked, unmarked: unmarked, deleted: Set(plan.blobs.map(\.digest)))
         }
-        let deleted = Set(plan.blobs.map(\.digest))
-        let present = Set(blobs.lazy.filter(\.hasData).map(\.digest))
-        let removedManifests = Set(plan.manifests.map { ManifestKey(repository: $0.repository, digest: $0.digest) })
-        let cutoff = markStartedAt.addingTimeInterval(-TimeInterval(options.uploadMaxAge.seconds))
-        for state in repositories {
-            for (digest, link) in state.layers.sorted(by: { $0.key < $1.key })
-            where !present.contains(link.target) || deleted.contains(link.target) {
-                plan.links.append(.init(
-                    repository: state.name, digest: digest, kind: .layer,
-                    reason: deleted.contains(link.target) ? "blob swept by this run" : "blob is missing"))
-            }
-            for (digest, link) in state.revisions.sorted(by: { $0.key < $1.key })
-            where !present.contains(link.target)
-                && !removedManifests.contains(ManifestKey(repository: state.name, digest: digest)) {
-                plan.links.append(.init(repository: state.name, digest: digest, kind: .revision, reason: "manifest blob is missing"))
-            }
-            for upload in state.uploads.sorted(by: { $0.uuid < $1.uuid }) where upload.startedAt < cutoff {
-                plan.uploads.append(.init(repository: state.name, uuid: upload.uuid, startedAt: upload.startedAt, bytes: upload.bytes))
-            }
-        }
+        plan.counts.blobs = marked.count + unmarked.count
+        plan.manifests.sort { ($0.repository, $0.digest) < ($1.repository, $1.digest) }
+        plan.links.sort { ($0.repository, $0.kind.rawValue, $0.digest) < ($1.repository, $1.kind.rawValue, $1.digest) }
+        plan.uploads.sort { ($0.repository, $0.uuid) < ($1.repository, $1.uuid) }
         return plan
     }
 
-    /// Unmarked blobs older than the grace period; the stat happens only for candidates.
-    private func planBlobDeletions(_ blobs: [BlobEntry], marked: Set<Digest>, into plan: inout GCPlan) async throws {
-        let candidates = blobs.filter { !marked.contains($0.digest) }
-        let storage = storage
-        let graceCutoff = plan.markStartedAt.addingTimeInterval(-TimeInterval(options.gracePeriod.seconds))
-        let decided = try await boundedMap(chunked(candidates, jobs: options.jobs), jobs: options.jobs) { chunk in
-            try chunk.map { blob throws(StorageError) -> GCPlan.BlobDeletion? in
-                let path = blob.hasData ? Layout.blobData(blob.digest) : Layout.blobDirectory(blob.digest)
-                guard let status = try storage.status(path), status.modified < graceCutoff else { return nil }
-                return GCPlan.BlobDeletion(
-                    digest: blob.digest, bytes: blob.hasData ? status.size : 0,
-                    reason: blob.hasData ? "unreferenced" : "blob directory without data")
+    /// `_layers` links whose blob is swept now or absent already. A link's directory names its
+    /// digest, so only directories are listed. A marked blob that is absent is a damaged image,
+    /// which verify reports; gc leaves its links alone.
+    private func danglingLayerLinks(
+        _ repositories: [RepositoryName], marked: DigestSet, unmarked: Set<Digest>, deleted: Set<Digest>
+    ) async throws -> [GCPlan.LinkRemoval] {
+        let scanner = StoreScanner(storage: storage)
+        var links: [GCPlan.LinkRemoval] = []
+        try await boundedForEach(repositories, jobs: options.jobs) { name in
+            var links: [GCPlan.LinkRemoval] = []
+            for algorithm in Digest.Algorithm.allCases {
+                for digest in try scanner.digestDirectories(Layout.layersDirectory(name, algorithm), algorithm) {
+                    if deleted.contains(digest) {
+                        links.append(.init(repository: name, digest: digest, kind: .layer, reason: "blob swept by this run"))
+                    } else if !marked.contains(digest), !unmarked.contains(digest) {
+                        links.append(.init(repository: name, digest: digest, kind: .layer, reason: "blob is missing"))
+                    }
+                }
             }
-        }.flatMap { $0 }
-        plan.blobs = decided.compactMap { $0 }.sorted { $0.digest < $1.digest }
-        plan.counts.blobsInGracePeriod = candidates.count - plan.blobs.count
+            return links
+        } consume: { links += $0 }
+        return links
     }
 }
 

@@ -3,12 +3,15 @@ import RegistryStore
 
 /// What the mark phase decided for one repository.
 struct RepositoryMark: Sendable {
+    var repository: RepositoryName
     /// Manifests walked and kept in this repository.
     var kept: Set<Digest> = []
     /// Blobs that must survive: kept manifests, their configs and layers.
     var marked: Set<Digest> = []
     var removals: [GCPlan.ManifestRemoval] = []
     var broken: [GCPlan.BrokenManifest] = []
+    /// Revision links whose manifest blob is gone: links the sweep removes.
+    var missingRevisions: [Digest] = []
 }
 
 /// Marks what a repository keeps alive. Traversal is per repository ("manifest traversed" is
@@ -19,7 +22,7 @@ struct MarkPhase: Sendable {
     let deleteUntagged: Bool
 
     func mark(_ state: RepositoryState) -> RepositoryMark {
-        var mark = RepositoryMark()
+        var mark = RepositoryMark(repository: state.name)
         var roots: [(Digest, String)] = []
         for (tag, tagState) in state.tags.sorted(by: { $0.key < $1.key }) {
             if let current = tagState.current {
@@ -36,7 +39,10 @@ struct MarkPhase: Sendable {
             }
         }
         traverse(roots, state.name, &mark)
-        guard deleteUntagged else { return mark }
+        guard deleteUntagged else {
+            mark.missingRevisions = missingRevisions(state, mark)
+            return mark
+        }
 
         // Referrers (signatures, SBOMs) live as long as their subject; a referrer of a referrer too.
         var pending = state.revisions.values.map(\.target).filter { !mark.kept.contains($0) }
@@ -65,7 +71,15 @@ struct MarkPhase: Sendable {
             mark.removals.append(GCPlan.ManifestRemoval(
                 repository: state.name, digest: digest, tagHistory: history, reason: "untagged"))
         }
+        mark.missingRevisions = missingRevisions(state, mark)
         return mark
+    }
+
+    /// Kept revisions whose manifest blob is gone (the loader caches every answer).
+    private func missingRevisions(_ state: RepositoryState, _ mark: RepositoryMark) -> [Digest] {
+        state.revisions.filter { _, link in
+            mark.kept.contains(link.target) && loader.load(link.target) == .failure(.missing)
+        }.map(\.key).sorted()
     }
 
     private func traverse(_ roots: [(Digest, String)], _ repository: RepositoryName, _ mark: inout RepositoryMark) {
@@ -80,6 +94,7 @@ struct MarkPhase: Sendable {
             case .failure(let error):
                 mark.broken.append(GCPlan.BrokenManifest(
                     repository: repository, digest: digest, reason: error.description, referencedBy: via))
+
             }
         }
     }

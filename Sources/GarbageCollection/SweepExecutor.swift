@@ -123,10 +123,15 @@ public struct SweepExecutor: Sendable {
         var blobs: Set<Digest> = []
         var manifests: Set<ManifestKey> = []
         for name in try scanner.repositories().names {
-            let state = scanner.scanRepository(name).state
+            let state = scanner.scanRepository(name, depth: .marking).state
             var roots = state.revisions.values.filter { $0.modified >= threshold }.map(\.target)
             roots += state.tags.values.filter { ($0.modified ?? .distantPast) >= threshold }.compactMap(\.current)
-            blobs.formUnion(state.layers.values.filter { $0.modified >= threshold }.map(\.target))
+            for algorithm in Digest.Algorithm.allCases {
+                let layers = try? storage.list(Layout.layersDirectory(name, algorithm), probing: "link")
+                for probed in layers ?? [] where (probed.probe?.modified ?? .distantFuture) >= threshold {
+                    if let digest = Digest(algorithm: algorithm, hex: probed.entry.name) { blobs.insert(digest) }
+                }
+            }
             var stack = roots
             var seen: Set<Digest> = []
             while let digest = stack.popLast() {

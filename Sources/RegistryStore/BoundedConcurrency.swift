@@ -32,3 +32,29 @@ public func chunked<Item>(_ items: [Item], jobs: Int) -> [ArraySlice<Item>] {
     let size = max(1, (items.count + jobs * 4 - 1) / (jobs * 4))
     return stride(from: 0, to: items.count, by: size).map { items[$0..<min($0 + size, items.count)] }
 }
+
+/// Like `boundedMap`, but hands each result to `consume` as soon as it is ready (on the
+/// caller's task, one at a time), so a pass over thousands of repositories never holds all
+/// their intermediate state at once.
+public func boundedForEach<Item: Sendable, Result: Sendable>(
+    _ items: [Item], jobs: Int, _ body: @escaping @Sendable (Item) async throws -> Result,
+    consume: (Result) throws -> Void
+) async throws {
+    try await withThrowingTaskGroup(of: Result.self) { group in
+        var next = 0
+        for _ in 0..<min(max(jobs, 1), items.count) {
+            let item = items[next]
+            group.addTask { try await body(item) }
+            next += 1
+        }
+        while let result = try await group.next() {
+            try consume(result)
+            if next < items.count {
+                try Task.checkCancellation()
+                let item = items[next]
+                group.addTask { try await body(item) }
+                next += 1
+            }
+        }
+    }
+}

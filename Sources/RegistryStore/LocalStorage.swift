@@ -7,15 +7,32 @@ import Foundation
 public final class LocalStorage: StoreStorage {
     public let rootPath: String
     private let rootDescriptor: Int32
+    /// `docker/registry/v2` when it exists at open: nearly every path is below it, and
+    /// resolving three components fewer per call is measurable over millions of files.
+    private let registryDescriptor: Int32?
 
     public init(root: String) throws(StorageError) {
         let descriptor = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard descriptor >= 0 else { throw .rootUnavailable(path: root, errno: .current) }
         rootPath = root
         rootDescriptor = descriptor
+        let registry = regkeeper_open_beneath(descriptor, Layout.registryRoot.description, O_RDONLY | O_DIRECTORY, 0)
+        registryDescriptor = registry >= 0 ? registry : nil
     }
 
-    deinit { close(rootDescriptor) }
+    deinit {
+        close(rootDescriptor)
+        if let registryDescriptor { close(registryDescriptor) }
+    }
+
+    /// The descriptor to resolve `path` from, and the path relative to it.
+    private func base(_ path: StorePath) -> (Int32, String) {
+        let prefix = Layout.registryRoot.components.count
+        if let registryDescriptor, path.components.count > prefix, path.hasPrefix(Layout.registryRoot) {
+            return (registryDescriptor, path.components[prefix...].joined(separator: "/"))
+        }
+        return (rootDescriptor, path.description)
+    }
 
     /// Absolute path of a store path, for messages and for tools that hand paths to others.
     public func absolutePath(_ path: StorePath) -> String {
@@ -30,7 +47,8 @@ public final class LocalStorage: StoreStorage {
             guard descriptor >= 0 else { throw .system(operation: operation, path: path, errno: .current) }
             return descriptor
         }
-        let descriptor = regkeeper_open_beneath(rootDescriptor, path.description, flags, UInt32(mode))
+        let (base, relative) = base(path)
+        let descriptor = regkeeper_open_beneath(base, relative, flags, UInt32(mode))
         guard descriptor >= 0 else { throw Self.error(operation, path, .current) }
         return descriptor
     }
@@ -140,7 +158,8 @@ public final class LocalStorage: StoreStorage {
 
     public func status(_ path: StorePath) throws(StorageError) -> FileStatus? {
         var info = stat()
-        let result = path.components.isEmpty ? fstat(rootDescriptor, &info) : regkeeper_stat_beneath(rootDescriptor, path.description, &info)
+        let (base, relative) = base(path)
+        let result = path.components.isEmpty ? fstat(rootDescriptor, &info) : regkeeper_stat_beneath(base, relative, &info)
         guard result == 0 else {
             let failure = Errno.current
             if failure == .noSuchFile { return nil }

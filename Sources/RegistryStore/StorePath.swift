@@ -13,7 +13,7 @@ public struct StorePath: Hashable, Sendable, Comparable, CustomStringConvertible
 
     /// Whether a name read from a directory or a link can be used as one component.
     public static func isValidComponent(_ name: some StringProtocol) -> Bool {
-        !name.isEmpty && name != "." && name != ".." && !name.utf8.contains(UInt8(ascii: "/")) && !name.utf8.contains(0)
+        name != "." && name != ".." && !name.isEmpty && name.utf8.allSatisfy { $0 != UInt8(ascii: "/") && $0 != 0 }
     }
 
     /// Appends one component; returns nil for a name that could escape (`..`, `/`, empty).
@@ -49,5 +49,11 @@ public struct StorePath: Hashable, Sendable, Comparable, CustomStringConvertible
 
     public static func < (lhs: StorePath, rhs: StorePath) -> Bool {
         lhs.components.lexicographicallyPrecedes(rhs.components)
+    }
+}
+
+enum Hex {
+    static func isLowercaseHexDigit(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
     }
 }

@@ -265,7 +265,7 @@ public struct StoreScanner: Sendable {
             guard let entries = try listIfPresent(directory) else { continue }
             for entry in entries {
                 guard let path = directory.appending(entry.name) else { continue }
-                if entry.kind == .directory, entry.name.utf8.count == 2, Digest(algorithm: algorithm, hex: entry.name + String(repeating: "0", count: algorithm.byteCount * 2 - 2)) != nil {
+                if entry.kind == .directory, Self.isShardName(entry.name) {
                     shards.append((algorithm, path))
                 } else {
                     findings.append(.stray(path: path, reason: "not a blob shard directory"))
@@ -283,6 +283,54 @@ public struct StoreScanner: Sendable {
             findings += shard.findings
         }
         return (blobs, findings)
+    }
+
+    /// Blobs not in `marked`, with the status of their `data` (or, without one, of their
+    /// directory): what a sweep may delete. Marked blobs cost one directory entry each.
+    public func unmarkedBlobs(_ marked: DigestSet, jobs: Int) async throws -> (blobs: [(Digest, FileStatus?, hasData: Bool)], findings: [StoreFinding]) {
+        var shards: [(Digest.Algorithm, StorePath)] = []
+        var findings: [StoreFinding] = []
+        for algorithm in Digest.Algorithm.allCases {
+            let directory = Layout.blobAlgorithmDirectory(algorithm)
+            guard let entries = try listIfPresent(directory) else { continue }
+            for entry in entries {
+                guard let path = directory.appending(entry.name) else { continue }
+                if entry.kind == .directory, Self.isShardName(entry.name) {
+                    shards.append((algorithm, path))
+                } else {
+                    findings.append(.stray(path: path, reason: "not a blob shard directory"))
+                }
+            }
+        }
+        let storage = storage
+        var blobs: [(Digest, FileStatus?, hasData: Bool)] = []
+        try await boundedForEach(shards, jobs: jobs) { algorithm, shard in
+            var blobs: [(Digest, FileStatus?, hasData: Bool)] = []
+            var findings: [StoreFinding] = []
+            for entry in try storage.list(shard) {
+                guard let path = shard.appending(entry.name) else { continue }
+                guard entry.kind == .directory, entry.name.hasPrefix(shard.lastComponent!),
+                      let digest = Digest(algorithm: algorithm, hex: entry.name) else {
+                    findings.append(.stray(path: path, reason: "blob directory whose name is not a digest"))
+                    continue
+                }
+                guard !marked.contains(digest) else { continue }
+                if let data = try storage.status(Layout.blobData(digest)) {
+                    blobs.append((digest, data, true))
+                } else {
+                    blobs.append((digest, try storage.status(path), false))
+                }
+            }
+            return (blobs, findings)
+        } consume: { shard in
+            blobs += shard.0
+            findings += shard.1
+        }
+        return (blobs, findings)
+    }
+
+    static func isShardName(_ name: String) -> Bool {
+        name.utf8.count == 2 && name.utf8.allSatisfy { Hex.isLowercaseHexDigit($0) }
     }
 
     private func listIfPresent(_ directory: StorePath) throws(StorageError) -> [DirectoryEntry]? {

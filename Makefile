@@ -1,0 +1,33 @@
+# Everything a fresh Debian machine with the Swift toolchain needs: `make demo`, `make test`.
+SWIFT ?= swift
+DEBIAN_PACKAGES := docker-registry skopeo libzstd-dev zstd libsqlite3-dev sqlite3 openssl tar util-linux
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build test demo bench clean
+
+deps:
+	@missing=""; for package in $(DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+demo: deps
+	$(SWIFT) build -c release --product regkeeper
+	.build/release/regkeeper demo
+
+bench: deps
+	$(SWIFT) build -c release
+	.build/release/regkeeper-bench gc
+
+clean:
+	rm -rf .build

@@ -1,0 +1,34 @@
+import ArgumentParser
+import Foundation
+import Operations
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Tour the suite on a small real store (needs docker-registry and skopeo).",
+        discussion: "Starts docker-registry on loopback over a temporary store, pushes images through its API, runs the tools on it and pulls every kept tag back with skopeo. The temporary directory is removed afterwards unless --keep is given."
+    )
+
+    @Flag(help: "Keep the temporary store and print where it is.")
+    var keep = false
+
+    func run() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-demo-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { if !keep { try? FileManager.default.removeItem(at: directory) } }
+        let clock = ContinuousClock()
+        let start = clock.now
+        var steps = 0
+        do {
+            try await DemoTour(workDirectory: directory).run { step in
+                steps += 1
+                let name = step.name.padding(toLength: 22, withPad: " ", startingAt: 0)
+                let time = step.elapsed.formattedSeconds
+                printLine("\(steps < 10 ? " " : "")\(steps). \(name) \(String(repeating: " ", count: max(0, 7 - time.count)))\(time)  \(step.summary)")
+            }
+        } catch {
+            throw fail(CommandFailure("demo failed: \(error)", status: ExitStatus.failure))
+        }
+        printLine("all \(steps) steps passed in \((clock.now - start).formattedSeconds)" + (keep ? "; store kept at \(directory.path)" : ""))
+    }
+}
