@@ -1,0 +1,104 @@
+import Foundation
+import RegistryModel
+import RegistryStore
+import StoreTestSupport
+import Testing
+
+/// The built `regkeeper` binary, run as an operator would: exit statuses, output, refusals.
+@Suite struct GCCommandTests {
+    struct Run {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func regkeeper(_ arguments: [String]) throws -> Run {
+        let process = Process()
+        process.executableURL = productsDirectory.appendingPathComponent("regkeeper")
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// Where SwiftPM put the executables: beside the test bundle.
+    static var productsDirectory: URL {
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("regkeeper").path), url.path != "/" {
+            url.deleteLastPathComponent()
+        }
+        return url
+    }
+
+    static func store(_ build: (StoreBuilder) throws -> Void) throws -> URL {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-cli-\(UUID())")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        try build(StoreBuilder(storage: LocalStorage(root: root.path)))
+        return root
+    }
+
+    let old = Date().addingTimeInterval(-86_400)
+
+    @Test func dryRunListsThePlanAndDeletesNothing() throws {
+        let old = old
+        var orphan: Digest!
+        let root = try Self.store { builder in
+            try builder.image("app", tag: "v1", layers: [layerBytes("a")], modified: old)
+            orphan = try builder.blob(layerBytes("orphan"), modified: old)
+        }
+        let run = try Self.regkeeper(["gc", "--dry-run", "--root", root.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("blob \(orphan!)"))
+        #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent(Layout.blobData(orphan).description).path))
+
+        let json = try Self.regkeeper(["gc", "--dry-run", "--json", "--root", root.path])
+        let plan = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let blobs = plan?["blobs"] as? [[String: Any]]
+        #expect(blobs?.map { $0["digest"] as? String } == [orphan.description])
+
+        let real = try Self.regkeeper(["gc", "--root", root.path])
+        #expect(real.status == 0, "\(real.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent(Layout.blobData(orphan).description).path))
+    }
+
+    @Test func brokenManifestRefusesWithStatus3() throws {
+        let old = old
+        var orphan: Digest!
+        let root = try Self.store { builder in
+            try builder.manifest(Data("{broken".utf8), in: "app", modified: old)
+            orphan = try builder.blob(layerBytes("orphan"), modified: old)
+        }
+        let run = try Self.regkeeper(["gc", "--root", root.path])
+        #expect(run.status == 3)
+        #expect(run.stderr.contains("app@sha256:") && run.stderr.contains("--allow-broken"))
+        #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent(Layout.blobData(orphan).description).path))
+        #expect(try Self.regkeeper(["gc", "--allow-broken", "--root", root.path]).status == 0)
+    }
+
+    @Test func heldLockFailsFastWithStatus2() throws {
+        let root = try Self.store { _ in }
+        let lock = try StoreLock(stateDirectory: root.appendingPathComponent(".regkeeper").path, mode: .exclusive, command: "test holder")
+        let run = try Self.regkeeper(["gc", "--root", root.path])
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("test holder"))
+        withExtendedLifetime(lock) {}
+    }
+
+    @Test func badInputIsAClearError() throws {
+        let missing = try Self.regkeeper(["gc", "--root", "/nonexistent/store"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("/nonexistent/store"))
+        let noStore = try Self.regkeeper(["gc", "--config", "/nonexistent/config.yml"])
+        #expect(noStore.status == 1)
+        #expect(noStore.stderr.contains("/nonexistent/config.yml"))
+        let duration = try Self.regkeeper(["gc", "--grace-period", "soon", "--root", "/tmp"])
+        #expect(duration.status == 64)
+        #expect(duration.stderr.contains("soon"))
+    }
+}
