@@ -53,11 +53,15 @@ public struct GarbageCollector: Sendable {
                         mark.marked.formUnion((try? scanner.digestDirectories(Layout.layersDirectory(name, algorithm), algorithm)) ?? [])
                     }
                 }
+                let removals = mark.untagged.map { digest in
+                    GCPlan.ManifestRemoval(
+                        repository: name, digest: digest, tagHistory: tagHistory(of: digest, state), reason: "untagged")
+                }
                 let uploads = state.uploads.filter { $0.startedAt < uploadCutoff }.sorted { $0.uuid < $1.uuid }
-                return (mark, findings, uploads, state.revisions.count)
-            } consume: { mark, findings, uploads, revisions in
+                return (mark, removals, findings, uploads, state.revisions.count)
+            } consume: { mark, removals, findings, uploads, revisions in
                 marking.insert(contentsOf: mark.marked)
-                plan.manifests += mark.removals
+                plan.manifests += removals
                 plan.broken += mark.broken
                 plan.findings += findings
                 plan.counts.manifestsTraversed += mark.kept.count
@@ -99,6 +103,15 @@ public struct GarbageCollector: Sendable {
         plan.links.sort { ($0.repository, $0.kind.rawValue, $0.digest) < ($1.repository, $1.kind.rawValue, $1.digest) }
         plan.uploads.sort { ($0.repository, $0.uuid) < ($1.repository, $1.uuid) }
         return plan
+    }
+
+    /// Tags whose history lists a manifest: their `index/` entries go with it. A marking scan
+    /// does not list histories, so each tag's entry is probed (untagged manifests are few).
+    private func tagHistory(of digest: Digest, _ state: RepositoryState) -> [Tag] {
+        state.tags.filter { tag, tagState in
+            if let history = tagState.history { return history.contains(digest) }
+            return (try? storage.status(Layout.tagIndexEntryDirectory(state.name, tag, digest))) != nil
+        }.map(\.key).sorted()
     }
 
     /// `_layers` links whose blob is swept now or absent already. A link's directory names its

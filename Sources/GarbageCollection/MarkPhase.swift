@@ -8,7 +8,8 @@ struct RepositoryMark: Sendable {
     var kept: Set<Digest> = []
     /// Blobs that must survive: kept manifests, their configs and layers.
     var marked: Set<Digest> = []
-    var removals: [GCPlan.ManifestRemoval] = []
+    /// Revisions (by directory digest) no kept tag, index or subject needs.
+    var untagged: [Digest] = []
     var broken: [GCPlan.BrokenManifest] = []
     /// Revision links whose manifest blob is gone: links the sweep removes.
     var missingRevisions: [Digest] = []
@@ -29,7 +30,7 @@ struct MarkPhase: Sendable {
                 roots.append((current, "tag \(tag)"))
             } else {
                 // Fail closed: with the current link unreadable, any manifest the tag ever named may be it.
-                roots += tagState.history.sorted().map { ($0, "history of tag \(tag) (current link unreadable)") }
+                roots += (tagState.history ?? []).sorted().map { ($0, "history of tag \(tag) (current link unreadable)") }
             }
         }
         if !deleteUntagged {
@@ -66,11 +67,7 @@ struct MarkPhase: Sendable {
             }
             pending = stillPending
         }
-        for (digest, link) in state.revisions.sorted(by: { $0.key < $1.key }) where !mark.kept.contains(link.target) {
-            let history = state.tags.filter { $0.value.history.contains(link.target) }.map(\.key).sorted()
-            mark.removals.append(GCPlan.ManifestRemoval(
-                repository: state.name, digest: digest, tagHistory: history, reason: "untagged"))
-        }
+        mark.untagged = state.revisions.filter { !mark.kept.contains($0.value.target) }.map(\.key).sorted()
         mark.missingRevisions = missingRevisions(state, mark)
         return mark
     }

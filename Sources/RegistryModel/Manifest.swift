@@ -80,24 +80,17 @@ public enum ManifestParseError: Error, Hashable, Sendable, CustomStringConvertib
 extension Manifest {
     /// Parses a manifest blob as Distribution stores it (the exact bytes that were pushed).
     public init(parsing data: Data) throws(ManifestParseError) {
-        let raw: RawManifest
-        do {
-            raw = try JSONDecoder().decode(RawManifest.self, from: data)
-        } catch let error as DecodingError {
-            throw .notJSON(Self.describe(error))
-        } catch {
-            throw .notJSON("\(error)")
-        }
+        let raw = try RawManifest(data)
         let declared = raw.mediaType.map { MediaType($0) }
         switch raw.schemaVersion {
         case 1:
             kind = .dockerSchema1
-            mediaType = declared ?? (raw.signatures != nil ? .dockerSchema1Signed : .dockerSchema1)
+            mediaType = declared ?? (raw.signatures ? .dockerSchema1Signed : .dockerSchema1)
             artifactType = nil
             config = nil
-            layers = try (raw.fsLayers ?? []).enumerated().map { index, layer throws(ManifestParseError) in
-                guard let digest = Digest(layer.blobSum) else {
-                    throw .invalidDigest(field: "fsLayers[\(index)].blobSum", value: layer.blobSum)
+            layers = try (raw.fsLayers ?? []).enumerated().map { index, blobSum throws(ManifestParseError) in
+                guard let digest = Digest(blobSum) else {
+                    throw .invalidDigest(field: "fsLayers[\(index)].blobSum", value: blobSum)
                 }
                 return Descriptor(mediaType: nil, digest: digest, size: nil)
             }
@@ -145,19 +138,10 @@ extension Manifest {
         }
         return resolved
     }
-
-    private static func describe(_ error: DecodingError) -> String {
-        switch error {
-        case .dataCorrupted(let context): context.debugDescription
-        case .keyNotFound(let key, _): "missing field '\(key.stringValue)'"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context):
-            "wrong type at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
-        @unknown default: "\(error)"
-        }
-    }
 }
 
-private struct RawManifest: Decodable {
+/// The fields of a manifest the collectors read; everything else is skipped unread.
+private struct RawManifest {
     var schemaVersion: Int?
     var mediaType: String?
     var artifactType: String?
@@ -166,28 +150,109 @@ private struct RawManifest: Decodable {
     var blobs: [RawDescriptor]?
     var manifests: [RawDescriptor]?
     var subject: RawDescriptor?
-    var fsLayers: [FSLayer]?
-    var signatures: [Signature]?
+    var fsLayers: [String]?
+    var signatures = false
 
-    struct FSLayer: Decodable { var blobSum: String }
-    struct Signature: Decodable {}
+    init(_ data: Data) throws(ManifestParseError) {
+        let outcome = data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> JSONScanner.Failure? in
+            do throws(JSONScanner.Failure) {
+                var scanner = JSONScanner(raw.bindMemory(to: UInt8.self))
+                guard !raw.isEmpty else { throw .syntax("empty file", offset: 0) }
+                try scanner.object(field: "manifest") { scanner, key throws(JSONScanner.Failure) in
+                    if try scanner.null() { return }
+                    switch key {
+                    case "schemaVersion":
+                        let version = try scanner.integer(field: key)
+                        schemaVersion = Int(exactly: version) ?? -1
+                    case "mediaType": mediaType = try scanner.string(field: key)
+                    case "artifactType": artifactType = try scanner.string(field: key)
+                    case "config": config = try RawDescriptor(&scanner, field: key)
+                    case "subject": subject = try RawDescriptor(&scanner, field: key)
+                    case "layers": layers = try RawDescriptor.list(&scanner, field: key)
+                    case "blobs": blobs = try RawDescriptor.list(&scanner, field: key)
+                    case "manifests": manifests = try RawDescriptor.list(&scanner, field: key)
+                    case "fsLayers":
+                        var sums: [String] = []
+                        try scanner.array(field: key) { scanner, index throws(JSONScanner.Failure) in
+                            var sum: String?
+                            try scanner.object(field: "fsLayers[\(index)]") { scanner, key throws(JSONScanner.Failure) in
+                                if key == "blobSum" { sum = try scanner.string(field: "fsLayers[\(index)].blobSum") } else { try scanner.skip() }
+                            }
+                            guard let sum else { throw .type(expected: "blobSum", field: "fsLayers[\(index)]") }
+                            sums.append(sum)
+                        }
+                        fsLayers = sums
+                    case "signatures":
+                        signatures = true
+                        try scanner.skip()
+                    default:
+                        try scanner.skip()
+                    }
+                }
+                try scanner.end()
+                return nil
+            } catch {
+                return error
+            }
+        }
+        switch outcome {
+        case .syntax(let message, let offset)?:
+            throw .notJSON("\(message) at byte \(offset)")
+        case .type(let expected, let field)?:
+            throw .notJSON("\(field) is not a\(expected.first.map { "aeiou".contains($0) } == true ? "n" : "") \(expected)")
+        case nil:
+            break
+        }
+    }
 }
 
-private struct RawDescriptor: Decodable {
+private struct RawDescriptor {
     var mediaType: String?
     var digest: String
     var size: Int64?
-    var platform: Platform?
+    var platform: String?
 
-    struct Platform: Decodable {
-        var os: String?
-        var architecture: String?
-        var variant: String?
+    init(_ scanner: inout JSONScanner, field: String) throws(JSONScanner.Failure) {
+        var mediaType: String?
+        var digest: String?
+        var size: Int64?
+        var platform: String?
+        try scanner.object(field: field) { scanner, key throws(JSONScanner.Failure) in
+            if try scanner.null() { return }
+            switch key {
+            case "mediaType": mediaType = try scanner.string(field: "\(field).mediaType")
+            case "digest": digest = try scanner.string(field: "\(field).digest")
+            case "size": size = try scanner.integer(field: "\(field).size")
+            case "platform":
+                var parts: [String: String] = [:]
+                try scanner.object(field: "\(field).platform") { scanner, key throws(JSONScanner.Failure) in
+                    if ["os", "architecture", "variant"].contains(key), !(try scanner.null()) {
+                        parts[key] = try scanner.string(field: "\(field).platform.\(key)")
+                    } else {
+                        try scanner.skip()
+                    }
+                }
+                platform = [parts["os"], parts["architecture"], parts["variant"]].compactMap { $0 }.joined(separator: "/")
+            default: try scanner.skip()
+            }
+        }
+        guard let digest else { throw .type(expected: "digest", field: field) }
+        self.mediaType = mediaType
+        self.digest = digest
+        self.size = size
+        self.platform = platform
+    }
+
+    static func list(_ scanner: inout JSONScanner, field: String) throws(JSONScanner.Failure) -> [RawDescriptor] {
+        var descriptors: [RawDescriptor] = []
+        try scanner.array(field: field) { scanner, index throws(JSONScanner.Failure) in
+            descriptors.append(try RawDescriptor(&scanner, field: "\(field)[\(index)]"))
+        }
+        return descriptors
     }
 
     func resolve(field: String) throws(ManifestParseError) -> Descriptor {
         guard let parsed = Digest(digest) else { throw .invalidDigest(field: "\(field).digest", value: digest) }
-        let platformText = platform.map { [$0.os, $0.architecture, $0.variant].compactMap { $0 }.joined(separator: "/") }
-        return Descriptor(mediaType: mediaType.map { MediaType($0) }, digest: parsed, size: size, platform: platformText)
+        return Descriptor(mediaType: mediaType.map { MediaType($0) }, digest: parsed, size: size, platform: platform)
     }
 }

@@ -23,7 +23,7 @@ public struct RepositoryState: Sendable {
             if let current = state.current {
                 tagged.insert(current)
             } else {
-                tagged.formUnion(state.history)
+                tagged.formUnion(state.history ?? [])
             }
         }
         return tagged
@@ -50,10 +50,11 @@ public struct TagState: Sendable, Hashable {
     public var current: Digest?
     /// When the tag last moved: the mtime of `current/link`.
     public var modified: Date?
-    /// Every manifest in `index/`: what the tag has pointed to.
-    public var history: Set<Digest>
+    /// Every manifest in `index/`: what the tag has pointed to. Nil when the scan skipped it
+    /// (a marking scan lists it only for tags whose current link is unreadable).
+    public var history: Set<Digest>?
 
-    public init(current: Digest?, modified: Date?, history: Set<Digest>) {
+    public init(current: Digest?, modified: Date?, history: Set<Digest>?) {
         self.current = current
         self.modified = modified
         self.history = history

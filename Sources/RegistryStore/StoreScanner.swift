@@ -193,21 +193,25 @@ public struct StoreScanner: Sendable {
                 findings.append(.stray(path: path, reason: "not a tag directory"))
                 continue
             }
-            var history: Set<Digest> = []
-            for algorithm in Digest.Algorithm.allCases {
-                let index = Layout.tagIndexDirectory(name, tag, algorithm)
-                switch depth {
-                case .complete:
-                    for (digest, link) in digestLinks(index, algorithm, &findings) { history.insert(link?.target ?? digest) }
-                case .marking:
-                    do {
-                        history.formUnion(try digestDirectories(index, algorithm))
-                    } catch {
-                        findings.append(.unreadable(path: index, reason: error.description))
+            let current = readLink(Layout.tagCurrentLink(name, tag), recovering: nil, &findings)
+            var history: Set<Digest>?
+            if depth == .complete || current == nil {
+                var listed: Set<Digest> = []
+                for algorithm in Digest.Algorithm.allCases {
+                    let index = Layout.tagIndexDirectory(name, tag, algorithm)
+                    switch depth {
+                    case .complete:
+                        for (digest, link) in digestLinks(index, algorithm, &findings) { listed.insert(link?.target ?? digest) }
+                    case .marking:
+                        do {
+                            listed.formUnion(try digestDirectories(index, algorithm))
+                        } catch {
+                            findings.append(.unreadable(path: index, reason: error.description))
+                        }
                     }
                 }
+                history = listed
             }
-            let current = readLink(Layout.tagCurrentLink(name, tag), recovering: nil, &findings)
             tags[tag] = TagState(current: current?.target, modified: current?.modified, history: history)
         }
         return tags

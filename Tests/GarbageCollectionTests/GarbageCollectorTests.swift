@@ -92,7 +92,7 @@ import Testing
         let multi = scanner.scanRepository("multi/arch").state
         #expect(Set(multi.revisions.keys) == Set([fixture.index, fixture.signature.manifest] + fixture.children.map(\.manifest)))
         let app = scanner.scanRepository("app").state
-        #expect(app.tags["latest"]?.history.contains(fixture.untagged.manifest) == false)
+        #expect(app.tags["latest"]?.history?.contains(fixture.untagged.manifest) == false)
         #expect(app.layers.keys.allSatisfy { try! fixture.storage.status(Layout.blobData($0)) != nil }, "no dangling layer links")
         #expect(try await collector(fixture.storage, deleteUntagged: true).plan().isEmpty)
     }

@@ -85,3 +85,41 @@ import Testing
         #expect(throws: ManifestParseError.self) { try parse(#"{"schemaVersion":2,"layers":"x"}"#) }
     }
 }
+
+/// The manifest reader is strict JSON: what `JSONSerialization` rejects, it rejects too, and
+/// what it accepts reads the same.
+@Suite struct ManifestJSONTests {
+    let a = "sha256:" + String(repeating: "a", count: 64)
+
+    @Test func escapesAndUnknownFieldsAreHandled() throws {
+        let json = #"{"annotations":{"x":[1,2.5e3,-0.1,true,false,null,{"y":"\u00e9\ud83d\ude00"}]},"schemaVersion":2,"mediaType":"application\/vnd.oci.image.manifest.v1+json","config":{"digest":"\#(a)","size":7,"urls":null},"layers":[]}"#
+        let manifest = try Manifest(parsing: Data(json.utf8))
+        #expect(manifest.kind == .ociImage)
+        #expect(manifest.config?.size == 7)
+    }
+
+    @Test(arguments: [
+        #"{"schemaVersion":2,"config":{"digest":"x"}} trailing"#,
+        #"{"schemaVersion":2,}"#,
+        #"{"schemaVersion":02}"#,
+        #"{"schemaVersion":2,"mediaType":"a\qb"}"#,
+        #"{"schemaVersion":2,"mediaType":"\ud800"}"#,
+        "{\"schemaVersion\":2,\"mediaType\":\"a\u{01}b\"}",
+        #"{"schemaVersion":2.5}"#,
+        #"{"schemaVersion":2,"layers":[{"size":1}]}"#,
+        #"{"schemaVersion":2,"config":{"digest":"\#(String(repeating: "a", count: 3))","size":"7"}}"#,
+        String(repeating: "[", count: 100) + String(repeating: "]", count: 100),
+        #"["not an object"]"#,
+        #"{"a":tru}"#,
+        #"{"a":"unterminated}"#,
+    ])
+    func rejectsWhatIsNotAValidManifest(_ json: String) {
+        #expect(throws: ManifestParseError.self) { try Manifest(parsing: Data(json.utf8)) }
+    }
+
+    @Test func nullFieldsAreAbsent() throws {
+        let manifest = try Manifest(parsing: Data(#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[],"subject":null}"#.utf8))
+        #expect(manifest.subject == nil)
+        #expect(manifest.kind == .ociIndex)
+    }
+}
