@@ -36,7 +36,7 @@ let package = Package(
         ]),
         .testTarget(name: "RegistryHarnessTests", dependencies: ["RegistryHarness"]),
         .testTarget(name: "GCIntegrationTests", dependencies: ["GarbageCollection", "RegistryHarness", "StoreTestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["regkeeper", "StoreTestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["regkeeper", "RegistryHarness", "StoreTestSupport"]),
         .testTarget(name: "StateDatabaseTests", dependencies: ["StateDatabase"]),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
         .testTarget(name: "TarFormatTests", dependencies: ["TarFormat", "Zstd"]),
