@@ -24,10 +24,11 @@ let package = Package(
         .target(name: "GarbageCollection", dependencies: ["RegistryStore"]),
         .target(name: "RegistryHarness", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "StoreTestSupport", dependencies: ["RegistryStore", .product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "Operations", dependencies: ["GarbageCollection", "RegistryHarness"]),
+        .target(name: "Operations", dependencies: ["GarbageCollection", "RegistryHarness", "StateDatabase"]),
         .executableTarget(name: "regkeeper", dependencies: [
             "GarbageCollection",
             "Operations",
+            "StateDatabase",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "regkeeper-bench", dependencies: [
@@ -36,7 +37,7 @@ let package = Package(
         ]),
         .testTarget(name: "RegistryHarnessTests", dependencies: ["RegistryHarness"]),
         .testTarget(name: "GCIntegrationTests", dependencies: ["GarbageCollection", "RegistryHarness", "StoreTestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["regkeeper", "RegistryHarness", "StoreTestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["regkeeper", "RegistryHarness", "StateDatabase", "StoreTestSupport"]),
         .testTarget(name: "StateDatabaseTests", dependencies: ["StateDatabase"]),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),
         .testTarget(name: "TarFormatTests", dependencies: ["TarFormat", "Zstd"]),

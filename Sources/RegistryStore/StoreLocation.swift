@@ -9,6 +9,9 @@ public struct StoreLocation: Sendable, Hashable {
     /// Lock, databases, trash and quarantine: beside `docker/`, never inside it.
     public var stateDirectory: String
 
+    /// Run history and scrub state.
+    public var stateDatabasePath: String { stateDirectory + "/state.sqlite" }
+
     public static let defaultConfigPath = "/etc/docker/registry/config.yml"
 
     public init(root: String, stateDirectory: String? = nil) {

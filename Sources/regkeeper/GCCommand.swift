@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
 import GarbageCollection
+import Operations
 import RegistryModel
 import RegistryStore
+import StateDatabase
 
 struct GCCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -40,6 +42,9 @@ struct GCCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Sweep even when manifests cannot be read, keeping all their repositories link.")
     var allowBroken = false
 
+    @Option(name: .long, help: ArgumentHelp("Write Prometheus metrics here (node_exporter textfile collector).", valueName: "file"))
+    var metricsFile: String?
+
     func validate() throws {
         guard TimeSpan(gracePeriod) != nil else { throw ValidationError("--grace-period: '\(gracePeriod)' is not a duration like 30m, 1h or 0") }
         guard TimeSpan(uploadMaxAge) != nil else { throw ValidationError("--upload-max-age: '\(uploadMaxAge)' is not a duration like 24h or 7d") }
@@ -57,7 +62,6 @@ struct GCCommand: AsyncParsableCommand {
         let location = try store.location()
         let lock = try takeLock(location, dryRun ? .shared : .exclusive)
         defer { withExtendedLifetime(lock) {} }
-        let storage = try openStorage(location)
         var options = GCOptions()
         options.deleteUntagged = deleteUntagged
         options.gracePeriod = TimeSpan(gracePeriod)!
@@ -65,21 +69,23 @@ struct GCCommand: AsyncParsableCommand {
         options.allowBroken = allowBroken
         options.jobs = output.jobs
         let timings = TimingReporter(output.reporter)
-        let plan = try await GarbageCollector(storage: storage, options: options, reporter: timings).plan()
-
-        if dryRun {
+        let collection = CollectGarbage(
+            storage: try openStorage(location), location: location, options: options, dryRun: dryRun,
+            arguments: CommandLine.arguments.joined(separator: " "), metricsFile: metricsFile, reporter: timings)
+        let outcome: CollectGarbage.Outcome
+        do {
+            outcome = try await collection.run()
+        } catch let error as GCError {
+            throw CommandFailure(error.description, status: ExitStatus.refused)
+        }
+        switch outcome {
+        case .planned(let plan):
             if output.json { try writeJSON(plan) } else if !output.quiet { renderPlan(plan, timings) }
-            if !plan.sweepAllowed { throw CommandFailure(GCError.brokenManifests(plan.broken).description, status: ExitStatus.refused) }
-            return
-        }
-        guard plan.sweepAllowed else {
-            if output.json { try writeJSON(plan) }
-            throw CommandFailure(GCError.brokenManifests(plan.broken).description, status: ExitStatus.refused)
-        }
-        let result = try await SweepExecutor(storage: storage, reporter: timings).execute(plan)
-        if output.json { try writeJSON(result) } else if !output.quiet { renderResult(result, timings) }
-        if !result.failures.isEmpty {
-            throw CommandFailure("\(result.failures.count) deletion(s) failed:\n  " + result.failures.joined(separator: "\n  "), status: ExitStatus.partialFailure)
+        case .swept(let result, let run):
+            if output.json { try writeJSON(result) } else if !output.quiet { renderResult(result, run: run, timings) }
+            if !result.failures.isEmpty {
+                throw CommandFailure("\(result.failures.count) deletion(s) failed:\n  " + result.failures.joined(separator: "\n  "), status: ExitStatus.partialFailure)
+            }
         }
     }
 
@@ -99,8 +105,9 @@ struct GCCommand: AsyncParsableCommand {
         renderSummary(plan, verb: "would free", timings)
     }
 
-    private func renderResult(_ result: GCResult, _ timings: TimingReporter) {
+    private func renderResult(_ result: GCResult, run: RunID, _ timings: TimingReporter) {
         renderSummary(result.applied, verb: "freed", timings)
+        printLine("recorded as run \(run) (regkeeper history show \(run))")
         if !result.protectedBlobs.isEmpty || !result.protectedManifests.isEmpty {
             printLine("kept for pushes during the run: \(result.protectedBlobs.count) blob(s), \(result.protectedManifests.count) manifest(s)")
         }

@@ -1,6 +1,7 @@
 import Foundation
 import RegistryModel
 import RegistryStore
+import StateDatabase
 import StoreTestSupport
 import Testing
 
@@ -45,7 +46,7 @@ import Testing
 
     let old = Date().addingTimeInterval(-86_400)
 
-    @Test func dryRunListsThePlanAndDeletesNothing() throws {
+    @Test func dryRunListsThePlanAndDeletesNothing() async throws {
         let old = old
         var orphan: Digest!
         let root = try Self.store { builder in
@@ -62,9 +63,20 @@ import Testing
         let blobs = plan?["blobs"] as? [[String: Any]]
         #expect(blobs?.map { $0["digest"] as? String } == [orphan.description])
 
-        let real = try Self.regkeeper(["gc", "--root", root.path])
+        let metrics = root.appendingPathComponent("gc.prom").path
+        let real = try Self.regkeeper(["gc", "--root", root.path, "--metrics-file", metrics])
         #expect(real.status == 0, "\(real.stderr)")
         #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent(Layout.blobData(orphan).description).path))
+
+        let text = try String(contentsOfFile: metrics, encoding: .utf8)
+        #expect(text.contains("regkeeper_gc_blobs_deleted 1\n"))
+        #expect(text.contains("regkeeper_gc_last_run_success 1\n"))
+        let history = try StateStore.open(at: root.appendingPathComponent(".regkeeper/state.sqlite"))
+        let runs = try await history.runs(limit: 10)
+        #expect(runs.map(\.command) == ["gc"])
+        #expect(runs.first?.status == "success")
+        let detail = try await history.run(runs[0].id)
+        #expect(detail.deletions.map(\.digest) == [orphan.description])
     }
 
     @Test func brokenManifestRefusesWithStatus3() throws {

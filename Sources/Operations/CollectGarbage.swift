@@ -1,0 +1,105 @@
+import Foundation
+import GarbageCollection
+import RegistryStore
+import StateDatabase
+
+/// gc as an operator runs it: plan, sweep unless it is a dry run, record the run and every
+/// deletion in the state database, write metrics.
+public struct CollectGarbage: Sendable {
+    public var storage: any StoreStorage
+    public var location: StoreLocation
+    public var options: GCOptions
+    public var dryRun: Bool
+    /// The command line, for the run history.
+    public var arguments: String
+    public var metricsFile: String?
+    public var reporter: any ProgressReporter
+
+    public init(
+        storage: any StoreStorage, location: StoreLocation, options: GCOptions, dryRun: Bool, arguments: String,
+        metricsFile: String? = nil, reporter: any ProgressReporter = SilentReporter()
+    ) {
+        self.storage = storage
+        self.location = location
+        self.options = options
+        self.dryRun = dryRun
+        self.arguments = arguments
+        self.metricsFile = metricsFile
+        self.reporter = reporter
+    }
+
+    public enum Outcome: Sendable {
+        /// `--dry-run`: the plan, nothing changed.
+        case planned(GCPlan)
+        /// The sweep ran; `run` is its entry in the history.
+        case swept(GCResult, run: RunID)
+    }
+
+    /// Throws `GCError.brokenManifests` before deleting anything when the plan may not be swept.
+    public func run() async throws -> Outcome {
+        let started = Date()
+        let plan = try await GarbageCollector(storage: storage, options: options, reporter: reporter).plan()
+        if dryRun {
+            guard plan.sweepAllowed else { throw GCError.brokenManifests(plan.broken) }
+            return .planned(plan)
+        }
+        let history = try StateStore.open(at: URL(fileURLWithPath: location.stateDatabasePath))
+        let run = try await history.beginRun(command: "gc", arguments: arguments, startedAt: started)
+        guard plan.sweepAllowed else {
+            try await history.finishRun(run, outcome: .failure, counts: ["broken_manifests": Int64(plan.broken.count)], bytes: 0)
+            try writeMetrics(started: started, success: false, plan: plan)
+            throw GCError.brokenManifests(plan.broken)
+        }
+        let result: GCResult
+        do {
+            result = try await SweepExecutor(storage: storage, reporter: reporter).execute(plan)
+        } catch {
+            try? await history.finishRun(run, outcome: .interrupted, counts: [:], bytes: 0)
+            throw error
+        }
+        let applied = result.applied
+        try await history.recordDeletions(Self.records(applied), run: run)
+        try await history.finishRun(
+            run, outcome: result.failures.isEmpty ? .success : .failure,
+            counts: [
+                "blobs": Int64(applied.blobs.count), "manifests": Int64(applied.manifests.count),
+                "links": Int64(applied.links.count), "uploads": Int64(applied.uploads.count),
+                "failures": Int64(result.failures.count),
+            ],
+            bytes: applied.bytesFreed)
+        try writeMetrics(started: started, success: result.failures.isEmpty, plan: applied)
+        return .swept(result, run: run)
+    }
+
+    static func records(_ plan: GCPlan) -> [DeletionRecord] {
+        plan.manifests.map {
+            DeletionRecord(repository: $0.repository.value, tag: nil, digest: $0.digest.description, kind: .revisionLink,
+                           reason: $0.reason, bytes: 0, path: Layout.revisionDirectory($0.repository, $0.digest).description)
+        } + plan.blobs.map {
+            DeletionRecord(repository: nil, tag: nil, digest: $0.digest.description, kind: .blob, reason: $0.reason,
+                           bytes: $0.bytes, path: Layout.blobDirectory($0.digest).description)
+        } + plan.links.map {
+            let path = $0.kind == .layer ? Layout.layerLinkDirectory($0.repository, $0.digest) : Layout.revisionDirectory($0.repository, $0.digest)
+            return DeletionRecord(repository: $0.repository.value, tag: nil, digest: $0.digest.description,
+                                  kind: $0.kind == .layer ? .layerLink : .revisionLink, reason: $0.reason, bytes: 0, path: path.description)
+        } + plan.uploads.map {
+            DeletionRecord(repository: $0.repository.value, tag: nil, digest: nil, kind: .upload, reason: "abandoned upload",
+                           bytes: $0.bytes, path: Layout.uploadDirectory($0.repository, uuid: $0.uuid)?.description ?? $0.uuid)
+        }
+    }
+
+    private func writeMetrics(started: Date, success: Bool, plan: GCPlan) throws {
+        guard let metricsFile else { return }
+        let ended = Date()
+        try MetricsFile(samples: [
+            .init("regkeeper_gc_last_run_start_seconds", "Start of the last gc run (unix time).", started.timeIntervalSince1970),
+            .init("regkeeper_gc_last_run_end_seconds", "End of the last gc run (unix time).", ended.timeIntervalSince1970),
+            .init("regkeeper_gc_last_run_success", "1 when the last gc run succeeded.", success ? 1 : 0),
+            .init("regkeeper_gc_last_run_duration_seconds", "Duration of the last gc run.", ended.timeIntervalSince(started)),
+            .init("regkeeper_gc_bytes_freed", "Bytes freed by the last gc run.", Double(plan.bytesFreed)),
+            .init("regkeeper_gc_blobs_deleted", "Blobs deleted by the last gc run.", Double(plan.blobs.count)),
+            .init("regkeeper_gc_manifests_deleted", "Untagged manifests removed by the last gc run.", Double(plan.manifests.count)),
+            .init("regkeeper_gc_broken_manifests", "Manifests gc could not read.", Double(plan.broken.count)),
+        ]).write(to: metricsFile)
+    }
+}
