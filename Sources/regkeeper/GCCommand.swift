@@ -60,7 +60,7 @@ struct GCCommand: AsyncParsableCommand {
 
     private func collect() async throws {
         let location = try store.location()
-        let lock = try takeLock(location, dryRun ? .shared : .exclusive)
+        let lock = try takeLock(location, dryRun ? .shared : .exclusive, wait: store.lockWait)
         defer { withExtendedLifetime(lock) {} }
         var options = GCOptions()
         options.deleteUntagged = deleteUntagged

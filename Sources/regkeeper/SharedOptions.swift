@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RegistryModel
 import RegistryStore
 
 /// Exit statuses shared by every command (listed in `regkeeper --help` and regkeeper(1)).
@@ -20,9 +21,15 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where the lock and databases live (default: <root>/.regkeeper).", valueName: "dir"))
     var stateDirectory: String?
 
+    @Option(name: .long, help: ArgumentHelp("Wait this long for another run's lock instead of failing at once (e.g. 10m).", valueName: "span"))
+    var wait = "0"
+
     func validate() throws {
         if root != nil, config != nil { throw ValidationError("give --root or --config, not both") }
+        if TimeSpan(wait) == nil { throw ValidationError("--wait: '\(wait)' is not a duration like 30s or 10m") }
     }
+
+    var lockWait: Duration { .seconds(TimeSpan(wait)?.seconds ?? 0) }
 
     func location() throws -> StoreLocation {
         do {
@@ -71,9 +78,10 @@ extension AsyncParsableCommand {
         return failure.status
     }
 
-    func takeLock(_ location: StoreLocation, _ mode: StoreLock.Mode) throws -> StoreLock {
+    func takeLock(_ location: StoreLocation, _ mode: StoreLock.Mode, wait: Duration) throws -> StoreLock {
         do {
-            return try StoreLock(stateDirectory: location.stateDirectory, mode: mode, command: CommandLine.arguments.joined(separator: " "))
+            return try StoreLock(
+                stateDirectory: location.stateDirectory, mode: mode, command: CommandLine.arguments.joined(separator: " "), wait: wait)
         } catch .held(let path, let holder) {
             throw CommandFailure(StoreLock.Error.held(path: path, holder: holder).description, status: ExitStatus.lockHeld)
         } catch {
