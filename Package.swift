@@ -36,7 +36,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "RegistryHarnessTests", dependencies: ["RegistryHarness"]),
-        .testTarget(name: "GCIntegrationTests", dependencies: ["GarbageCollection", "RegistryHarness", "StoreTestSupport"]),
+        .testTarget(name: "GCIntegrationTests", dependencies: [
+            "GarbageCollection", "Operations", "RegistryHarness", "StoreTestSupport", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "CLITests", dependencies: ["regkeeper", "RegistryHarness", "StateDatabase", "StoreTestSupport"]),
         .testTarget(name: "StateDatabaseTests", dependencies: ["StateDatabase"]),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd"]),

@@ -35,11 +35,30 @@ public struct SweepExecutor: Sendable {
     public let storage: any StoreStorage
     public let reporter: any ProgressReporter
     public let hooks: SweepHooks
+    /// A trash area (`Trash.area`) to move swept items into, or nil to delete them.
+    public let trashArea: String?
 
-    public init(storage: any StoreStorage, reporter: any ProgressReporter = SilentReporter(), hooks: SweepHooks = SweepHooks()) {
+    public init(
+        storage: any StoreStorage, reporter: any ProgressReporter = SilentReporter(), hooks: SweepHooks = SweepHooks(),
+        trashArea: String? = nil
+    ) {
         self.storage = storage
         self.reporter = reporter
         self.hooks = hooks
+        self.trashArea = trashArea
+    }
+
+    /// Deletes, or moves into the trash area; a path already gone is not an error.
+    private func dispose(_ path: StorePath) throws(StorageError) {
+        guard let trashArea else {
+            try storage.remove(path)
+            return
+        }
+        do {
+            try storage.detach(path, into: trashArea)
+        } catch .notFound {
+            return
+        }
     }
 
     /// Links whose mtime is this close to the mark's start count as written during the run:
@@ -81,14 +100,14 @@ public struct SweepExecutor: Sendable {
                 let revision = Layout.revisionDirectory(removal.repository, removal.digest)
                 try await step("manifest \(removal.repository)@\(removal.digest)", revision) { () throws(StorageError) in
                     for tag in removal.tagHistory {
-                        try storage.remove(Layout.tagIndexEntryDirectory(removal.repository, tag, removal.digest))
+                        try dispose(Layout.tagIndexEntryDirectory(removal.repository, tag, removal.digest))
                     }
-                    try storage.remove(revision)
+                    try dispose(revision)
                 }
             }
             for blob in result.applied.blobs {
                 try await step("blob \(blob.digest)", Layout.blobDirectory(blob.digest)) { () throws(StorageError) in
-                    try storage.remove(Layout.blobDirectory(blob.digest))
+                    try dispose(Layout.blobDirectory(blob.digest))
                 }
             }
             for link in result.applied.links {
@@ -98,13 +117,13 @@ public struct SweepExecutor: Sendable {
                 // A blob pushed again since the plan makes the link valid again: keep it.
                 guard try storage.status(Layout.blobData(link.digest)) == nil else { continue }
                 try await step("\(link.kind) link \(link.repository)@\(link.digest)", path) { () throws(StorageError) in
-                    try storage.remove(path)
+                    try dispose(path)
                 }
             }
             for upload in result.applied.uploads {
                 guard let path = Layout.uploadDirectory(upload.repository, uuid: upload.uuid) else { continue }
                 try await step("upload \(upload.repository) \(upload.uuid)", path) { () throws(StorageError) in
-                    try storage.remove(path)
+                    try dispose(path)
                 }
             }
         }

@@ -1,5 +1,6 @@
 import Foundation
 import GarbageCollection
+import RegistryModel
 import RegistryStore
 import StateDatabase
 
@@ -13,6 +14,10 @@ public struct CollectGarbage: Sendable {
     /// The command line, for the run history.
     public var arguments: String
     public var metricsFile: String?
+    /// Move swept items into the trash instead of deleting them.
+    public var trash = false
+    /// Trash areas older than this are purged by every run.
+    public var trashKeepFor = TimeSpan(seconds: 72 * 3600)
     public var reporter: any ProgressReporter
 
     public init(
@@ -50,9 +55,12 @@ public struct CollectGarbage: Sendable {
             try writeMetrics(started: started, success: false, plan: plan)
             throw GCError.brokenManifests(plan.broken)
         }
+        let bin = Trash(stateDirectory: location.stateDirectory)
+        try bin.purge(before: started.addingTimeInterval(-TimeInterval(trashKeepFor.seconds)))
         let result: GCResult
         do {
-            result = try await SweepExecutor(storage: storage, reporter: reporter).execute(plan)
+            let area = trash ? bin.area(run: run.rawValue, at: started) : nil
+            result = try await SweepExecutor(storage: storage, reporter: reporter, trashArea: area).execute(plan)
         } catch {
             try? await history.finishRun(run, outcome: .interrupted, counts: [:], bytes: 0)
             throw error
@@ -101,5 +109,48 @@ public struct CollectGarbage: Sendable {
             .init("regkeeper_gc_manifests_deleted", "Untagged manifests removed by the last gc run.", Double(plan.manifests.count)),
             .init("regkeeper_gc_broken_manifests", "Manifests gc could not read.", Double(plan.broken.count)),
         ]).write(to: metricsFile)
+    }
+}
+
+/// `gc undo`: puts a trashed run back exactly as it was, and records that it did.
+public struct UndoGarbageCollection: Sendable {
+    public var storage: any StoreStorage
+    public var location: StoreLocation
+    public var arguments: String
+
+    public init(storage: any StoreStorage, location: StoreLocation, arguments: String) {
+        self.storage = storage
+        self.location = location
+        self.arguments = arguments
+    }
+
+    public enum Failure: Error, CustomStringConvertible {
+        case noTrash(run: Int64?, available: [Int64])
+
+        public var description: String {
+            switch self {
+            case .noTrash(let run, let available):
+                let what = run.map { "run \($0) has nothing in the trash" } ?? "the trash is empty"
+                let runs = available.isEmpty ? "no run was trashed (gc --trash), or its trash was purged"
+                    : "runs in the trash: " + available.map(String.init).joined(separator: ", ")
+                return "\(what); \(runs)"
+            }
+        }
+    }
+
+    /// Restores `run`, or the latest trashed run when nil.
+    public func run(_ run: Int64?) async throws -> (Int64, Trash.Restoration) {
+        let bin = Trash(stateDirectory: location.stateDirectory)
+        let available = bin.runs()
+        guard let target = run.map({ number in available.first { $0.run == number } }) ?? available.last else {
+            throw Failure.noTrash(run: run, available: available.map(\.run))
+        }
+        let history = try StateStore.open(at: URL(fileURLWithPath: location.stateDatabasePath))
+        let record = try await history.beginRun(command: "gc undo", arguments: arguments)
+        let restoration = try bin.restore(target, into: storage)
+        try await history.finishRun(
+            record, outcome: restoration.refused.isEmpty ? .success : .failure,
+            counts: ["restored": Int64(restoration.restored.count), "refused": Int64(restoration.refused.count)], bytes: 0)
+        return (target.run, restoration)
     }
 }

@@ -11,6 +11,8 @@ public final class InMemoryStorage: StoreStorage {
     }
 
     private let nodes = Mutex<[StorePath: Node]>([.root: .directory(modified: Date())])
+    /// Files detached out of the store, by trash directory then store path.
+    private let detached = Mutex<[String: [StorePath: Node]]>([:])
 
     public init() {}
 
@@ -105,6 +107,35 @@ public final class InMemoryStorage: StoreStorage {
                 nodes[StorePath(trusted: destination.components + key.components.dropFirst(source.components.count))] = node
             }
         }
+    }
+
+    public func detach(_ path: StorePath, into directory: String) throws(StorageError) {
+        try checkWritable(path)
+        let moved = try nodes.withLock { nodes throws(StorageError) -> [StorePath: Node] in
+            guard nodes[path] != nil else { throw .notFound(path) }
+            var moved: [StorePath: Node] = [:]
+            for (key, node) in nodes where key.hasPrefix(path) {
+                nodes[key] = nil
+                if case .file = node { moved[key] = node }
+            }
+            return moved
+        }
+        detached.withLock { $0[directory, default: [:]].merge(moved) { $1 } }
+    }
+
+    public func reattach(_ path: StorePath, from directory: String) throws(StorageError) {
+        try checkWritable(path)
+        guard let node = detached.withLock({ $0[directory]?[path] }) else { throw .notFound(path) }
+        try nodes.withLock { nodes throws(StorageError) in
+            guard nodes[path] == nil else { throw .alreadyExists(path) }
+            Self.createParents(of: path, in: &nodes)
+            nodes[path] = node
+        }
+        detached.withLock { $0[directory]?[path] = nil }
+    }
+
+    public func detachedFiles(in directory: String) throws(StorageError) -> [StorePath] {
+        detached.withLock { ($0[directory].map { Array($0.keys) } ?? []).sorted() }
     }
 
     @discardableResult

@@ -254,6 +254,44 @@ public final class LocalStorage: StoreStorage {
         }
     }
 
+    public func detach(_ path: StorePath, into directory: String) throws(StorageError) {
+        try checkWritable(path)
+        let destination = directory + "/" + path.description
+        do {
+            try FileManager.default.createDirectory(
+                atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        } catch {
+            throw .system(operation: "create trash directory \(directory)", path: path, errno: Errno(EIO))
+        }
+        try withParent(of: path, operation: "detach") { (parent, name) throws(StorageError) in
+            guard regkeeper_rename_noreplace(parent, name, AT_FDCWD, destination) == 0 else {
+                throw Self.error("move to \(destination)", path, .current)
+            }
+        }
+    }
+
+    public func reattach(_ path: StorePath, from directory: String) throws(StorageError) {
+        try checkWritable(path)
+        let source = directory + "/" + path.description
+        try withParent(of: path, creating: true, operation: "reattach") { (parent, name) throws(StorageError) in
+            guard regkeeper_rename_noreplace(AT_FDCWD, source, parent, name) == 0 else {
+                if errno == EEXIST { throw .alreadyExists(path) }
+                throw Self.error("move back from \(source)", path, .current)
+            }
+        }
+    }
+
+    public func detachedFiles(in directory: String) throws(StorageError) -> [StorePath] {
+        guard let walker = FileManager.default.enumerator(atPath: directory) else { return [] }
+        var files: [StorePath] = []
+        while let relative = walker.nextObject() as? String {
+            if walker.fileAttributes?[.type] as? FileAttributeType != .typeDirectory, let path = StorePath(relative: relative) {
+                files.append(path)
+            }
+        }
+        return files.sorted()
+    }
+
     @discardableResult
     public func remove(_ path: StorePath) throws(StorageError) -> Bool {
         try checkWritable(path)

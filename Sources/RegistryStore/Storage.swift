@@ -19,6 +19,7 @@ public enum StorageError: Error, Hashable, Sendable, CustomStringConvertible {
     case outsideRegistryTree(StorePath)
     case system(operation: String, path: StorePath, errno: Errno)
     case rootUnavailable(path: String, errno: Errno)
+    case alreadyExists(StorePath)
 
     public var description: String {
         switch self {
@@ -27,6 +28,7 @@ public enum StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case .outsideRegistryTree(let path): "\(path): refusing to change anything outside docker/registry/v2"
         case .system(let operation, let path, let errno): "\(path): \(operation) failed: \(errno)"
         case .rootUnavailable(let path, let errno): "cannot open store root \(path): \(errno)"
+        case .alreadyExists(let path): "\(path) already exists"
         }
     }
 
@@ -92,6 +94,13 @@ public protocol StoreStorage: Sendable {
     /// Removes a file or a whole directory tree; returns false when nothing was there.
     @discardableResult
     func remove(_ path: StorePath) throws(StorageError) -> Bool
+    /// Moves a file or directory out of the store to `directory/<path>` (a trash area on the
+    /// same filesystem: a rename, never a copy).
+    func detach(_ path: StorePath, into directory: String) throws(StorageError)
+    /// Moves a file detached into `directory` back to `path`; refuses when `path` exists again.
+    func reattach(_ path: StorePath, from directory: String) throws(StorageError)
+    /// Store paths of the files detached into `directory`.
+    func detachedFiles(in directory: String) throws(StorageError) -> [StorePath]
     /// Removes a directory only if it is empty; returns whether it did.
     @discardableResult
     func removeIfEmpty(_ path: StorePath) throws(StorageError) -> Bool

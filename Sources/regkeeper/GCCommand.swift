@@ -19,9 +19,14 @@ struct GCCommand: AsyncParsableCommand {
             afterwards (or run it with storage.cache.blobdescriptor off): its in-memory cache \
             may still claim that swept blobs exist.
 
+            With --trash, swept items are moved (renamed) into <state-dir>/trash/run-N-… \
+            instead of deleted; `regkeeper gc undo N` puts run N back. Every run purges trash \
+            older than --trash-keep.
+
             EXIT STATUS: 0 success; 1 could not run; 2 another run holds the lock; 3 refused to \
             sweep because manifests cannot be read (see --allow-broken); 4 some deletions failed.
-            """
+            """,
+        subcommands: [UndoCommand.self]
     )
 
     @OptionGroup var store: StoreOptions
@@ -45,9 +50,16 @@ struct GCCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write Prometheus metrics here (node_exporter textfile collector).", valueName: "file"))
     var metricsFile: String?
 
+    @Flag(name: .long, help: "Move swept items into the trash in the state directory instead of deleting them.")
+    var trash = false
+
+    @Option(name: .long, help: ArgumentHelp("Purge trash older than this (every run does).", valueName: "span"))
+    var trashKeep = "72h"
+
     func validate() throws {
         guard TimeSpan(gracePeriod) != nil else { throw ValidationError("--grace-period: '\(gracePeriod)' is not a duration like 30m, 1h or 0") }
         guard TimeSpan(uploadMaxAge) != nil else { throw ValidationError("--upload-max-age: '\(uploadMaxAge)' is not a duration like 24h or 7d") }
+        guard TimeSpan(trashKeep) != nil else { throw ValidationError("--trash-keep: '\(trashKeep)' is not a duration like 72h") }
     }
 
     func run() async throws {
@@ -69,9 +81,11 @@ struct GCCommand: AsyncParsableCommand {
         options.allowBroken = allowBroken
         options.jobs = output.jobs
         let timings = TimingReporter(output.reporter)
-        let collection = CollectGarbage(
+        var collection = CollectGarbage(
             storage: try openStorage(location), location: location, options: options, dryRun: dryRun,
             arguments: CommandLine.arguments.joined(separator: " "), metricsFile: metricsFile, reporter: timings)
+        collection.trash = trash
+        collection.trashKeepFor = TimeSpan(trashKeep)!
         let outcome: CollectGarbage.Outcome
         do {
             outcome = try await collection.run()
@@ -129,5 +143,60 @@ struct GCCommand: AsyncParsableCommand {
             printLine("broken: \(broken.repository)@\(broken.digest) (\(broken.referencedBy)): \(broken.reason)")
         }
         printLine("time: " + timings.phases.map { "\($0.name) \($0.elapsed.formattedSeconds)" }.joined(separator: ", "))
+    }
+}
+
+struct UndoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "undo",
+        abstract: "Put a gc --trash run back exactly as it was.",
+        discussion: """
+            Moves every item of the run's trash back to its place, blobs before links. An item \
+            whose place holds something again (re-pushed since) stays in the trash and is listed.
+
+            EXIT STATUS: 0 restored; 1 could not run (no such run in the trash); 2 another run \
+            holds the lock; 4 some items were refused.
+            """
+    )
+
+    @OptionGroup var store: StoreOptions
+
+    @Argument(help: ArgumentHelp("The run number gc printed (see regkeeper history).", valueName: "run"))
+    var run: Int64?
+
+    @Flag(name: .long, help: "The latest trashed run.")
+    var last = false
+
+    @Flag(name: .long, help: "Print the result as JSON.")
+    var json = false
+
+    func validate() throws {
+        if (run == nil) == !last { throw ValidationError("give a run number or --last") }
+    }
+
+    func run() async throws {
+        do {
+            let location = try store.location()
+            let lock = try takeLock(location, .exclusive, wait: store.lockWait)
+            defer { withExtendedLifetime(lock) {} }
+            let undo = UndoGarbageCollection(storage: try openStorage(location), location: location, arguments: CommandLine.arguments.joined(separator: " "))
+            let (number, restoration): (Int64, Trash.Restoration)
+            do {
+                (number, restoration) = try await undo.run(last ? nil : run)
+            } catch let failure as UndoGarbageCollection.Failure {
+                throw CommandFailure(failure.description, status: ExitStatus.failure)
+            }
+            if json {
+                try writeJSON(restoration)
+            } else {
+                printLine("run \(number): restored \(restoration.restored.count) item(s)")
+                for refusal in restoration.refused { printLine("kept in the trash: \(refusal.path): \(refusal.reason)") }
+            }
+            if !restoration.refused.isEmpty {
+                throw CommandFailure("\(restoration.refused.count) item(s) were re-created since run \(number) and stay in the trash", status: ExitStatus.partialFailure)
+            }
+        } catch let failure as CommandFailure {
+            throw fail(failure)
+        }
     }
 }

@@ -13,4 +13,7 @@ struct stat;
 /// (O_PATH), so that a file without read permission still reports its size and kind.
 int regkeeper_stat_beneath(int dirfd, const char *path, struct stat *info);
 
+/// renameat2(RENAME_NOREPLACE): fails with EEXIST instead of replacing the destination.
+int regkeeper_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+
 #endif
