@@ -24,10 +24,12 @@ let package = Package(
         .target(name: "GarbageCollection", dependencies: ["RegistryStore"]),
         .target(name: "RegistryHarness", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "StoreTestSupport", dependencies: ["RegistryStore", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Reporting", dependencies: ["GarbageCollection"]),
         .target(name: "Operations", dependencies: ["GarbageCollection", "RegistryHarness", "StateDatabase"]),
         .executableTarget(name: "regkeeper", dependencies: [
             "GarbageCollection",
             "Operations",
+            "Reporting",
             "StateDatabase",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -45,6 +47,7 @@ let package = Package(
         .testTarget(name: "TarFormatTests", dependencies: ["TarFormat", "Zstd"]),
         .testTarget(name: "RegistryModelTests", dependencies: ["RegistryModel"]),
         .testTarget(name: "RegistryStoreTests", dependencies: ["RegistryStore", "StoreTestSupport"]),
+        .testTarget(name: "ReportingTests", dependencies: ["Reporting", "StoreTestSupport"]),
         .testTarget(name: "GarbageCollectionTests", dependencies: ["GarbageCollection", "StoreTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -2,12 +2,12 @@ import RegistryModel
 import RegistryStore
 
 /// What the mark phase decided for one repository.
-struct RepositoryMark: Sendable {
-    var repository: RepositoryName
+public struct RepositoryMark: Sendable {
+    public var repository: RepositoryName
     /// Manifests walked and kept in this repository.
-    var kept: Set<Digest> = []
+    public var kept: Set<Digest> = []
     /// Blobs that must survive: kept manifests, their configs and layers.
-    var marked: Set<Digest> = []
+    public var marked: Set<Digest> = []
     /// Revisions (by directory digest) no kept tag, index or subject needs.
     var untagged: [Digest] = []
     var broken: [GCPlan.BrokenManifest] = []
@@ -18,11 +18,16 @@ struct RepositoryMark: Sendable {
 /// Marks what a repository keeps alive. Traversal is per repository ("manifest traversed" is
 /// kept apart from "blob marked"), so a manifest already marked from another repository is
 /// still walked here, and a sparse index elsewhere cannot hide this repository's layers.
-struct MarkPhase: Sendable {
+public struct MarkPhase: Sendable {
     let loader: ManifestLoader
     let deleteUntagged: Bool
 
-    func mark(_ state: RepositoryState) -> RepositoryMark {
+    public init(loader: ManifestLoader, deleteUntagged: Bool) {
+        self.loader = loader
+        self.deleteUntagged = deleteUntagged
+    }
+
+    public func mark(_ state: RepositoryState) -> RepositoryMark {
         var mark = RepositoryMark(repository: state.name)
         var roots: [(Digest, String)] = []
         for (tag, tagState) in state.tags.sorted(by: { $0.key < $1.key }) {

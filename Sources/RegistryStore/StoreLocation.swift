@@ -10,7 +10,7 @@ public struct StoreLocation: Sendable, Hashable {
     public var stateDirectory: String
 
     /// Run history and scrub state.
-    public var stateDatabasePath: String { stateDirectory + "/state.sqlite" }
+    public var stateDatabasePath: String { stateDirectory + "/state.db" }
 
     public static let defaultConfigPath = "/etc/docker/registry/config.yml"
 

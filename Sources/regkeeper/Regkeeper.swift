@@ -15,6 +15,6 @@ struct Regkeeper: AsyncParsableCommand {
             deletions failed; 64 usage error.
             """,
         version: "0.1.0",
-        subcommands: [GCCommand.self, DemoCommand.self]
+        subcommands: [GCCommand.self, ReportCommand.self, DemoCommand.self]
     )
 }

@@ -71,7 +71,7 @@ import Testing
         let text = try String(contentsOfFile: metrics, encoding: .utf8)
         #expect(text.contains("regkeeper_gc_blobs_deleted 1\n"))
         #expect(text.contains("regkeeper_gc_last_run_success 1\n"))
-        let history = try StateStore.open(at: root.appendingPathComponent(".regkeeper/state.sqlite"))
+        let history = try StateStore.open(at: root.appendingPathComponent(".regkeeper/state.db"))
         let runs = try await history.runs(limit: 10)
         #expect(runs.map(\.command) == ["gc"])
         #expect(runs.first?.status == "success")

@@ -1,0 +1,176 @@
+import Foundation
+import GarbageCollection
+import RegistryModel
+import RegistryStore
+
+/// Store statistics from one pass: what is there, what gc would reclaim, who holds the bytes.
+public struct StoreReport: Sendable, Encodable {
+    public struct Manifests: Sendable, Encodable {
+        public var total = 0
+        public var tagged = 0
+        public var untagged = 0
+        public var indexChildren = 0
+        public var referrers = 0
+    }
+
+    public struct Reclaimable: Sendable, Encodable {
+        public var blobs = 0
+        public var bytes: Int64 = 0
+    }
+
+    public struct RepositoryUsage: Sendable, Encodable {
+        public var repository: RepositoryName
+        public var tags: Int
+        public var manifests: Int
+        /// Bytes of every blob the repository's manifests reference.
+        public var bytes: Int64
+        /// Bytes that only this repository keeps alive: deleting it frees them.
+        public var exclusiveBytes: Int64
+        public var sharedBytes: Int64 { bytes - exclusiveBytes }
+    }
+
+    public var repositories = 0
+    public var tags = 0
+    public var manifests = Manifests()
+    public var blobs = 0
+    public var bytes: Int64 = 0
+    /// What `gc` (every revision kept) would delete, ignoring the grace period.
+    public var reclaimable = Reclaimable()
+    /// What `gc --delete-untagged` would delete, ignoring the grace period.
+    public var reclaimableUntagged = Reclaimable()
+    public var uploads = 0
+    public var uploadBytes: Int64 = 0
+    /// Uploads older than the abandonment age (gc's --upload-max-age).
+    public var abandonedUploads = 0
+    public var abandonedUploadBytes: Int64 = 0
+    public var topRepositories: [RepositoryUsage] = []
+    public var findings: [StoreFinding] = []
+}
+
+/// Builds a `StoreReport`. Each repository is scanned once and marked twice (all revisions,
+/// then tagged only) from the same parsed manifests.
+public struct StoreReporter: Sendable {
+    public let storage: any StoreStorage
+    public var jobs: Int
+    public var top: Int
+    public var uploadMaxAge: TimeSpan
+    public let now: @Sendable () -> Date
+
+    public init(storage: any StoreStorage, jobs: Int, top: Int = 10, uploadMaxAge: TimeSpan = TimeSpan(seconds: 168 * 3600), now: @escaping @Sendable () -> Date = { Date() }) {
+        self.storage = storage
+        self.jobs = jobs
+        self.top = top
+        self.uploadMaxAge = uploadMaxAge
+        self.now = now
+    }
+
+    private struct RepositoryFacts: Sendable {
+        var name: RepositoryName
+        var tags: Int
+        var revisions: Int
+        var tagged: Int
+        var children: Int
+        var referrers: Int
+        var everything: Set<Digest>
+        var taggedOnly: Set<Digest>
+        var uploads: [Upload]
+        var findings: [StoreFinding]
+    }
+
+    /// A blob's size and which repository keeps it alive (`shared` when more than one does).
+    private struct BlobUsage {
+        static let unreferenced: Int32 = -1
+        static let shared: Int32 = -2
+        var size: Int64
+        var holder: Int32 = unreferenced
+    }
+
+    public func report() async throws -> StoreReport {
+        let scanner = StoreScanner(storage: storage)
+        var report = StoreReport()
+        let storage = storage
+
+        // Sizes first, so that each repository's marks are folded in and dropped at once.
+        var blobs: [Digest: BlobUsage] = [:]
+        for algorithm in Digest.Algorithm.allCases {
+            let directory = Layout.blobAlgorithmDirectory(algorithm)
+            guard (try storage.status(directory)) != nil else { continue }
+            let shards = try storage.list(directory).filter { $0.kind == .directory }.compactMap { directory.appending($0.name) }
+            try await boundedForEach(shards, jobs: jobs) { shard in
+                try storage.list(shard, probing: "data").compactMap { probed -> (Digest, Int64)? in
+                    guard let digest = Digest(algorithm: algorithm, hex: probed.entry.name), let data = probed.probe else { return nil }
+                    return (digest, data.size)
+                }
+            } consume: { for (digest, size) in $0 { blobs[digest] = BlobUsage(size: size) } }
+        }
+        report.blobs = blobs.count
+        report.bytes = blobs.values.reduce(0) { $0 + $1.size }
+
+        let (names, repositoryFindings) = try scanner.repositories()
+        report.findings = repositoryFindings
+        var usages: [StoreReport.RepositoryUsage] = []
+        var keptByTags = DigestSet.Builder()
+        let abandonedBefore = now().addingTimeInterval(-TimeInterval(uploadMaxAge.seconds))
+        try await boundedForEach(names, jobs: jobs) { name in
+            let (state, findings) = scanner.scanRepository(name, depth: .marking)
+            let loader = ManifestLoader(storage: storage)
+            let all = MarkPhase(loader: loader, deleteUntagged: false).mark(state)
+            let tagged = MarkPhase(loader: loader, deleteUntagged: true).mark(state)
+            var children: Set<Digest> = []
+            var referrers = 0
+            for link in state.revisions.values {
+                guard case .success(let manifest) = loader.load(link.target) else { continue }
+                children.formUnion(manifest.children.map(\.digest))
+                if manifest.subject != nil { referrers += 1 }
+            }
+            let revisions = Set(state.revisions.values.map(\.target))
+            return RepositoryFacts(
+                name: name, tags: state.tags.count, revisions: state.revisions.count,
+                tagged: revisions.intersection(state.taggedManifests).count,
+                children: revisions.intersection(children).count, referrers: referrers,
+                everything: all.marked, taggedOnly: tagged.marked, uploads: state.uploads, findings: findings)
+        } consume: { fact in
+            let index = Int32(usages.count)
+            var usage = StoreReport.RepositoryUsage(repository: fact.name, tags: fact.tags, manifests: fact.revisions, bytes: 0, exclusiveBytes: 0)
+            for digest in fact.everything {
+                guard var blob = blobs[digest] else { continue }
+                usage.bytes += blob.size
+                blob.holder = blob.holder == BlobUsage.unreferenced ? index : BlobUsage.shared
+                blobs[digest] = blob
+            }
+            usages.append(usage)
+            keptByTags.insert(contentsOf: fact.taggedOnly)
+            report.tags += fact.tags
+            report.manifests.total += fact.revisions
+            report.manifests.tagged += fact.tagged
+            report.manifests.untagged += fact.revisions - fact.tagged
+            report.manifests.indexChildren += fact.children
+            report.manifests.referrers += fact.referrers
+            report.findings += fact.findings
+            for upload in fact.uploads {
+                report.uploads += 1
+                report.uploadBytes += upload.bytes
+                if upload.startedAt < abandonedBefore {
+                    report.abandonedUploads += 1
+                    report.abandonedUploadBytes += upload.bytes
+                }
+            }
+        }
+        report.repositories = usages.count
+        let tagged = keptByTags.build()
+        for (digest, blob) in blobs {
+            if blob.holder == BlobUsage.unreferenced {
+                report.reclaimable.blobs += 1
+                report.reclaimable.bytes += blob.size
+            } else if blob.holder >= 0 {
+                usages[Int(blob.holder)].exclusiveBytes += blob.size
+            }
+            if !tagged.contains(digest) {
+                report.reclaimableUntagged.blobs += 1
+                report.reclaimableUntagged.bytes += blob.size
+            }
+        }
+        report.topRepositories = Array(usages.sorted { ($0.bytes, $1.repository) > ($1.bytes, $0.repository) }.prefix(top))
+        return report
+    }
+}

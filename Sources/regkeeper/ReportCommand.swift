@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import RegistryModel
+import RegistryStore
+import Reporting
+
+struct ReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Store statistics: content, what gc would reclaim, the largest repositories.",
+        discussion: """
+            Reads the store once (shared lock): repositories, tags, manifests (tagged, untagged, \\
+            index children, referrers), blobs and bytes, what gc would reclaim with and without \\
+            --delete-untagged (ignoring the grace period), uploads, and the repositories holding \\
+            the most bytes, split into bytes only they keep alive (exclusive) and shared ones.
+
+            EXIT STATUS: 0 success; 1 could not run; 2 another run holds the lock.
+            """
+    )
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(name: .long, help: "How many repositories to list by size.")
+    var top = 10
+
+    @Option(name: .long, help: ArgumentHelp("Uploads older than this count as abandoned.", valueName: "span"))
+    var uploadMaxAge = "168h"
+
+    func validate() throws {
+        guard top >= 0 else { throw ValidationError("--top must not be negative") }
+        guard TimeSpan(uploadMaxAge) != nil else { throw ValidationError("--upload-max-age: '\(uploadMaxAge)' is not a duration like 7d") }
+    }
+
+    func run() async throws {
+        do {
+            let location = try store.location()
+            let lock = try takeLock(location, .shared, wait: store.lockWait)
+            defer { withExtendedLifetime(lock) {} }
+            let report = try await StoreReporter(
+                storage: try openStorage(location), jobs: output.jobs, top: top, uploadMaxAge: TimeSpan(uploadMaxAge)!
+            ).report()
+            if output.json { try writeJSON(report) } else if !output.quiet { render(report) }
+        } catch let failure as CommandFailure {
+            throw fail(failure)
+        }
+    }
+
+    private func render(_ report: StoreReport) {
+        let manifests = report.manifests
+        printLine("""
+            repositories  \(report.repositories)
+            tags          \(report.tags)
+            manifests     \(manifests.total) (\(manifests.tagged) tagged, \(manifests.untagged) untagged, \(manifests.indexChildren) index children, \(manifests.referrers) referrers)
+            blobs         \(report.blobs), \(report.bytes.formattedBytes)
+            gc would free \(report.reclaimable.blobs) blobs, \(report.reclaimable.bytes.formattedBytes); with --delete-untagged \(report.reclaimableUntagged.blobs) blobs, \(report.reclaimableUntagged.bytes.formattedBytes)
+            uploads       \(report.uploads), \(report.uploadBytes.formattedBytes); abandoned \(report.abandonedUploads), \(report.abandonedUploadBytes.formattedBytes)
+            """)
+        guard !report.topRepositories.isEmpty else { return }
+        printLine("\nlargest repositories             bytes    exclusive       shared  tags  manifests")
+        for usage in report.topRepositories {
+            let name = usage.repository.value.count > 28 ? String(usage.repository.value.prefix(27)) + "…" : usage.repository.value
+            printLine(name.padding(toLength: 28, withPad: " ", startingAt: 0)
+                + [usage.bytes, usage.exclusiveBytes, usage.sharedBytes].map { $0.formattedBytes.leftPadded(13) }.joined()
+                + String(usage.tags).leftPadded(6) + String(usage.manifests).leftPadded(11))
+        }
+        for finding in report.findings { printLine("warning: \(finding)") }
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}
