@@ -3,6 +3,8 @@ import GarbageCollection
 import RegistryHarness
 import RegistryModel
 import RegistryStore
+import Reporting
+import Retention
 
 /// One step of the demo and what it showed.
 public struct DemoStep: Sendable {
@@ -15,8 +17,13 @@ public struct DemoStep: Sendable {
 /// its API, each tool run on it, every kept tag pulled back with skopeo.
 public struct DemoTour: Sendable {
     public let workDirectory: URL
+    /// The CI-cache policy shipped in `policies/`, applied to a repository of build tags.
+    public let ciPolicy: String
 
-    public init(workDirectory: URL) { self.workDirectory = workDirectory }
+    public init(workDirectory: URL, ciPolicy: String) {
+        self.workDirectory = workDirectory
+        self.ciPolicy = ciPolicy
+    }
 
     /// Runs the tour, handing each step to `report` as it finishes.
     public func run(report: (DemoStep) -> Void) async throws {
@@ -40,14 +47,39 @@ public struct DemoTour: Sendable {
             return (store, "\(store.tagReferences.count) tags in 4 repositories (multi-arch, Docker and OCI, a signature), "
                 + "1 retagged, 1 deleted, 1 orphan blob, 1 abandoned upload")
         }
+        let builds = try await step("push CI builds") {
+            var builder = ImageBuilder(client: client, seed: 7)
+            let base = builder.makeBlob()
+            var builds: [PushedImage] = []
+            for number in 1...12 {
+                builds.append(try await builder.pushImage(repository: "ci/app", tag: "build-\(number)", sharedLayers: [base]))
+            }
+            return (builds, "ci/app: build-1 … build-12 sharing a base layer")
+        }
         try ageStore(root)
         let storage = try LocalStorage(root: root.path)
+        try ageBuilds(builds, storage: storage)
+
+        try await step("report") {
+            let report = try await StoreReporter(storage: storage, jobs: 2).report()
+            return ((), "\(report.repositories) repositories, \(report.tags) tags, \(report.manifests.total) manifests, \(report.blobs) blobs; "
+                + "gc could free \(report.reclaimable.blobs) blobs, \(report.reclaimableUntagged.blobs) with --delete-untagged")
+        }
+        let deletedTags = try await step("retain \(URL(fileURLWithPath: ciPolicy).lastPathComponent)") {
+            let policy = try RetentionPolicy.load(file: ciPolicy)
+            let collected = try await CandidateCollector(storage: storage, jobs: 2).collect(for: policy)
+            let plan = RetentionPlanner.plan(
+                policy: policy, repositories: collected.repositories, ungoverned: collected.ungoverned, store: root.path, now: Date())
+            let result = try await RetentionExecutor(storage: storage).execute(plan, force: false)
+            let deleted = result.repositories.flatMap(\.deletedTags)
+            return (deleted, "deleted \(deleted.map(\.value).sorted().joined(separator: ", ")) (older than a week, not among the 10 newest builds)")
+        }
         var options = GCOptions()
         options.uploadMaxAge = TimeSpan(seconds: 3600)
 
         try await step("gc --dry-run") {
             let plan = try await GarbageCollector(storage: storage, options: options).plan()
-            return ((), "would delete \(plan.blobs.count) blobs (\(plan.bytesFreed) bytes), \(plan.links.count) dangling links, \(plan.uploads.count) upload")
+            return ((), "would delete \(plan.blobs.count) blobs (\(plan.bytesFreed) bytes), \(plan.links.count) dangling links, \(plan.uploads.count) abandoned upload(s)")
         }
         options.deleteUntagged = true
         try await step("gc --delete-untagged") {
@@ -56,12 +88,29 @@ public struct DemoTour: Sendable {
             return ((), "deleted \(result.applied.blobs.count) blobs and \(result.applied.manifests.count) untagged manifest; "
                 + "kept the multi-arch children and the signature the peer's --delete-untagged removes")
         }
-        try await step("pull every tag") {
-            for (repository, tag) in store.tagReferences {
+        try await step("pull every kept tag") {
+            let deleted = Set(deletedTags.map(\.value))
+            let kept = store.tagReferences + builds.flatMap(\.tags).filter { !deleted.contains($0) }.map { ("ci/app", $0) }
+            for (repository, tag) in kept {
                 try await Skopeo.pull(server: server, repository: repository, reference: tag)
             }
             try await Skopeo.pull(server: server, repository: store.referrer.repository, reference: store.referrer.digest)
-            return ((), "\(store.tagReferences.count) tags and the signature pull with skopeo copy --all")
+            for tag in deleted where await Skopeo.pullSucceeds(server: server, repository: "ci/app", reference: tag) {
+                throw DemoError.deletedTagStillPulls(tag)
+            }
+            return ((), "\(kept.count) tags and the signature pull with skopeo copy --all; the \(deleted.count) deleted tags do not")
+        }
+    }
+
+    /// Build N was pushed 20 − N days ago: the newest ten are kept, two are older than both
+    /// the policy's week and its ten newest.
+    private func ageBuilds(_ builds: [PushedImage], storage: LocalStorage) throws {
+        for (index, build) in builds.enumerated() {
+            guard let tag = build.tags.first.flatMap({ Tag($0) }), let name = RepositoryName(build.repository) else { continue }
+            let pushed = Date().addingTimeInterval(-Double(20 - index) * 86_400)
+            for path in [Layout.tagCurrentLink(name, tag)] + (Digest(build.digest).map { [Layout.revisionLink(name, $0)] } ?? []) {
+                try FileManager.default.setAttributes([.modificationDate: pushed], ofItemAtPath: storage.absolutePath(path))
+            }
         }
     }
 
@@ -72,6 +121,16 @@ public struct DemoTour: Sendable {
         let files = FileManager.default.enumerator(atPath: root.path)
         while let relative = files?.nextObject() as? String {
             try FileManager.default.setAttributes([.modificationDate: earlier], ofItemAtPath: root.appendingPathComponent(relative).path)
+        }
+    }
+}
+
+enum DemoError: Error, CustomStringConvertible {
+    case deletedTagStillPulls(String)
+
+    var description: String {
+        switch self {
+        case .deletedTagStillPulls(let tag): "ci/app:\(tag) was deleted by retention but still pulls"
         }
     }
 }

@@ -12,6 +12,15 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(help: "Keep the temporary store and print where it is.")
     var keep = false
 
+    @Option(help: ArgumentHelp("The retention policy the demo applies to its CI repository.", valueName: "file"))
+    var ciPolicy = "policies/ci-cache.yaml"
+
+    func validate() throws {
+        guard FileManager.default.fileExists(atPath: ciPolicy) else {
+            throw ValidationError("\(ciPolicy) not found: run the demo from the project directory, or pass --ci-policy")
+        }
+    }
+
     func run() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-demo-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -20,7 +29,7 @@ struct DemoCommand: AsyncParsableCommand {
         let start = clock.now
         var steps = 0
         do {
-            try await DemoTour(workDirectory: directory).run { step in
+            try await DemoTour(workDirectory: directory, ciPolicy: ciPolicy).run { step in
                 steps += 1
                 let name = step.name.padding(toLength: 22, withPad: " ", startingAt: 0)
                 let time = step.elapsed.formattedSeconds
