@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GarbageCollection
+import Operations
 import RegistryModel
 import RegistryStore
 import Retention
@@ -112,64 +113,37 @@ struct RetainCommand: AsyncParsableCommand {
     }
 
     private func apply(_ plan: RetentionPlan, storage: LocalStorage, location: StoreLocation, timings: TimingReporter) async throws {
-        let state = try openState(location)
-        let run = try await recording { try await state.beginRun(command: "retain", arguments: CommandLine.arguments.joined(separator: " ")) }
-        var counts: [String: Int64] = [:]
-        var bytes: Int64 = 0
-        let result: RetentionResult
-        var gcResult: GCResult?
-        do {
-            result = try await RetentionExecutor(storage: storage, reporter: timings).execute(plan, force: force) { records in
-                try await state.recordDeletions(records, run: run)
-            }
-            counts = ["tags": Int64(result.tagsDeleted), "manifests": Int64(result.manifestsDeleted)]
-            if gc {
-                let swept = try await collectGarbage(storage, timings)
-                let failed = swept.failures
-                let records = swept.applied.blobs.filter { blob in !failed.contains { $0.hasPrefix("blob \(blob.digest)") } }.map {
-                    DeletionRecord(digest: $0.digest.description, kind: .blob, reason: "gc/\($0.reason)", bytes: $0.bytes,
-                                   path: Layout.blobDirectory($0.digest).description)
-                }
-                try await recording { try await state.recordDeletions(records, run: run) }
-                counts["blobs"] = Int64(records.count)
-                bytes = records.reduce(0) { $0 + $1.bytes }
-                gcResult = swept
-            }
-        } catch {
-            // The history must not show a run that stopped halfway as unfinished forever.
-            let outcome: RunOutcome = error is CancellationError ? .interrupted : .failure
-            try? await state.finishRun(run, outcome: outcome, counts: counts, bytes: bytes)
-            throw error
+        var collect: GCOptions?
+        if gc {
+            var options = GCOptions()
+            options.gracePeriod = TimeSpan(gracePeriod)!
+            options.jobs = output.jobs
+            collect = options
         }
-        let failures = result.failures + (gcResult?.failures ?? [])
-        let outcome: RunOutcome = result.refused.isEmpty && failures.isEmpty ? .success : .failure
-        try await recording { try await state.finishRun(run, outcome: outcome, counts: counts, bytes: bytes) }
-
+        let application = ApplyRetention(
+            storage: storage, location: location, force: force, collect: collect,
+            arguments: CommandLine.arguments.joined(separator: " "), reporter: timings)
+        let outcome: ApplyRetention.Outcome
+        do {
+            outcome = try await application.run(plan)
+        } catch let error as GCError {
+            throw CommandFailure(error.description, status: ExitStatus.refused)
+        } catch let error as StateStoreError {
+            throw CommandFailure("cannot record the run in the state database: \(error)", status: ExitStatus.failure)
+        }
+        let result = outcome.result
         if output.json {
-            try writeJSON(AppliedReport(run: run.rawValue, plan: plan, result: result, gc: gcResult))
+            try writeJSON(AppliedReport(run: outcome.run.rawValue, plan: plan, result: result, gc: outcome.gc))
         } else if !output.quiet {
-            renderResult(result, gc: gcResult, run: run, timings: timings)
+            renderResult(result, gc: outcome.gc, run: outcome.run, timings: timings)
         }
         if !result.refused.isEmpty {
             let lines = result.refused.map { "  \($0.repository): \($0.refused!)" }
             throw CommandFailure((["refused \(result.refused.count) repositor\(result.refused.count == 1 ? "y" : "ies") that changed since the plan (make a new plan):"] + lines).joined(separator: "\n"), status: ExitStatus.refused)
         }
-        if !failures.isEmpty {
-            throw CommandFailure("\(failures.count) deletion(s) failed:\n  " + failures.joined(separator: "\n  "), status: ExitStatus.partialFailure)
+        if !outcome.failures.isEmpty {
+            throw CommandFailure("\(outcome.failures.count) deletion(s) failed:\n  " + outcome.failures.joined(separator: "\n  "), status: ExitStatus.partialFailure)
         }
-    }
-
-    /// retain, then gc: composed here so that neither library imports the other. Plain gc
-    /// (every remaining revision is a root) frees exactly what retention unlinked.
-    private func collectGarbage(_ storage: LocalStorage, _ timings: TimingReporter) async throws -> GCResult {
-        var options = GCOptions()
-        options.gracePeriod = TimeSpan(gracePeriod)!
-        options.jobs = output.jobs
-        let plan = try await GarbageCollector(storage: storage, options: options, reporter: timings).plan()
-        guard plan.sweepAllowed else {
-            throw CommandFailure(GCError.brokenManifests(plan.broken).description, status: ExitStatus.refused)
-        }
-        return try await SweepExecutor(storage: storage, reporter: timings).execute(plan)
     }
 
     private func loadPolicy(_ file: String) throws -> RetentionPolicy {
@@ -193,22 +167,6 @@ struct RetainCommand: AsyncParsableCommand {
             throw CommandFailure(RetentionError.otherStore(planned: planned, given: root).description, status: ExitStatus.failure)
         }
         return plan
-    }
-
-    private func openState(_ location: StoreLocation) throws -> StateStore {
-        do {
-            return try StateStore.open(at: URL(fileURLWithPath: location.stateDatabasePath))
-        } catch {
-            throw CommandFailure("\(error)", status: ExitStatus.failure)
-        }
-    }
-
-    private func recording<T>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch {
-            throw CommandFailure("cannot record the run in the state database: \(error)", status: ExitStatus.failure)
-        }
     }
 
     // MARK: Rendering

@@ -1,0 +1,78 @@
+import Foundation
+import GarbageCollection
+import RegistryStore
+import Retention
+import StateDatabase
+
+/// `retain` applying a plan: the tag and manifest deletions, then (when asked) gc to free the
+/// blobs, all recorded as one run. Composed here so that neither library imports the other;
+/// plain gc (every remaining revision is a root) frees exactly what retention unlinked.
+public struct ApplyRetention: Sendable {
+    public var storage: any StoreStorage
+    public var location: StoreLocation
+    /// Apply even when the circuit breaker tripped.
+    public var force: Bool
+    /// gc options to run after applying, or nil for no gc.
+    public var collect: GCOptions?
+    /// The command line, for the run history.
+    public var arguments: String
+    public var reporter: any ProgressReporter
+
+    public init(
+        storage: any StoreStorage, location: StoreLocation, force: Bool, collect: GCOptions?, arguments: String,
+        reporter: any ProgressReporter = SilentReporter()
+    ) {
+        self.storage = storage
+        self.location = location
+        self.force = force
+        self.collect = collect
+        self.arguments = arguments
+        self.reporter = reporter
+    }
+
+    public struct Outcome: Sendable {
+        public var run: RunID
+        public var result: RetentionResult
+        public var gc: GCResult?
+
+        public var failures: [String] { result.failures + (gc?.failures ?? []) }
+    }
+
+    /// Throws `RetentionError.circuitBreaker` (nothing touched) or `GCError.brokenManifests`
+    /// (retention applied, gc refused); the run is recorded either way.
+    public func run(_ plan: RetentionPlan) async throws -> Outcome {
+        let state = try StateStore.open(at: URL(fileURLWithPath: location.stateDatabasePath))
+        let run = try await state.beginRun(command: "retain", arguments: arguments)
+        var counts: [String: Int64] = [:]
+        var bytes: Int64 = 0
+        do {
+            let result = try await RetentionExecutor(storage: storage, reporter: reporter).execute(plan, force: force) { records in
+                try await state.recordDeletions(records, run: run)
+            }
+            counts = ["tags": Int64(result.tagsDeleted), "manifests": Int64(result.manifestsDeleted)]
+            var outcome = Outcome(run: run, result: result, gc: nil)
+            if let collect {
+                let plan = try await GarbageCollector(storage: storage, options: collect, reporter: reporter).plan()
+                guard plan.sweepAllowed else { throw GCError.brokenManifests(plan.broken) }
+                let swept = try await SweepExecutor(storage: storage, reporter: reporter).execute(plan)
+                let failed = swept.failures
+                let records = swept.applied.blobs.filter { blob in !failed.contains { $0.hasPrefix("blob \(blob.digest)") } }.map {
+                    DeletionRecord(digest: $0.digest.description, kind: .blob, reason: "gc/\($0.reason)", bytes: $0.bytes,
+                                   path: Layout.blobDirectory($0.digest).description)
+                }
+                try await state.recordDeletions(records, run: run)
+                counts["blobs"] = Int64(records.count)
+                bytes = records.reduce(0) { $0 + $1.bytes }
+                outcome.gc = swept
+            }
+            let succeeded = result.refused.isEmpty && outcome.failures.isEmpty
+            try await state.finishRun(run, outcome: succeeded ? .success : .failure, counts: counts, bytes: bytes)
+            return outcome
+        } catch {
+            // The history must not show a run that stopped halfway as unfinished forever.
+            let outcome: RunOutcome = error is CancellationError ? .interrupted : .failure
+            try? await state.finishRun(run, outcome: outcome, counts: counts, bytes: bytes)
+            throw error
+        }
+    }
+}
