@@ -16,6 +16,7 @@ public struct ApplyRetention: Sendable {
     public var collect: GCOptions?
     /// The command line, for the run history.
     public var arguments: String
+    public var metricsFile: String?
     public var reporter: any ProgressReporter
 
     public init(
@@ -41,6 +42,7 @@ public struct ApplyRetention: Sendable {
     /// Throws `RetentionError.circuitBreaker` (nothing touched) or `GCError.brokenManifests`
     /// (retention applied, gc refused); the run is recorded either way.
     public func run(_ plan: RetentionPlan) async throws -> Outcome {
+        let started = Date()
         let state = try StateStore.open(at: URL(fileURLWithPath: location.stateDatabasePath))
         let run = try await state.beginRun(command: "retain", arguments: arguments)
         var counts: [String: Int64] = [:]
@@ -67,12 +69,24 @@ public struct ApplyRetention: Sendable {
             }
             let succeeded = result.refused.isEmpty && outcome.failures.isEmpty
             try await state.finishRun(run, outcome: succeeded ? .success : .failure, counts: counts, bytes: bytes)
+            try writeMetrics(started: started, success: succeeded, counts: counts, bytes: bytes)
             return outcome
         } catch {
             // The history must not show a run that stopped halfway as unfinished forever.
             let outcome: RunOutcome = error is CancellationError ? .interrupted : .failure
             try? await state.finishRun(run, outcome: outcome, counts: counts, bytes: bytes)
+            try? writeMetrics(started: started, success: false, counts: counts, bytes: bytes)
             throw error
         }
+    }
+
+    private func writeMetrics(started: Date, success: Bool, counts: [String: Int64], bytes: Int64) throws {
+        guard let metricsFile else { return }
+        try MetricsFile(samples: MetricsFile.lastRun("retain", started: started, ended: Date(), success: success) + [
+            .init("regkeeper_retain_tags_deleted", "Tags deleted by the last retain run.", Double(counts["tags"] ?? 0)),
+            .init("regkeeper_retain_manifests_deleted", "Untagged manifests deleted by the last retain run.", Double(counts["manifests"] ?? 0)),
+            .init("regkeeper_retain_blobs_deleted", "Blobs freed by gc in the last retain --gc run.", Double(counts["blobs"] ?? 0)),
+            .init("regkeeper_retain_bytes_freed", "Bytes freed by gc in the last retain --gc run.", Double(bytes)),
+        ]).write(to: metricsFile)
     }
 }

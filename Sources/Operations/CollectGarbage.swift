@@ -99,11 +99,7 @@ public struct CollectGarbage: Sendable {
     private func writeMetrics(started: Date, success: Bool, plan: GCPlan) throws {
         guard let metricsFile else { return }
         let ended = Date()
-        try MetricsFile(samples: [
-            .init("regkeeper_gc_last_run_start_seconds", "Start of the last gc run (unix time).", started.timeIntervalSince1970),
-            .init("regkeeper_gc_last_run_end_seconds", "End of the last gc run (unix time).", ended.timeIntervalSince1970),
-            .init("regkeeper_gc_last_run_success", "1 when the last gc run succeeded.", success ? 1 : 0),
-            .init("regkeeper_gc_last_run_duration_seconds", "Duration of the last gc run.", ended.timeIntervalSince(started)),
+        try MetricsFile(samples: MetricsFile.lastRun("gc", started: started, ended: ended, success: success) + [
             .init("regkeeper_gc_bytes_freed", "Bytes freed by the last gc run.", Double(plan.bytesFreed)),
             .init("regkeeper_gc_blobs_deleted", "Blobs deleted by the last gc run.", Double(plan.blobs.count)),
             .init("regkeeper_gc_manifests_deleted", "Untagged manifests removed by the last gc run.", Double(plan.manifests.count)),

@@ -54,3 +54,15 @@ public struct MetricsFileError: Error, CustomStringConvertible {
     public var reason: String
     public var description: String { "cannot write metrics file \(path): \(reason)" }
 }
+
+extension MetricsFile {
+    /// The samples every command writes about its last run: start, end, duration, success.
+    public static func lastRun(_ command: String, started: Date, ended: Date, success: Bool) -> [Sample] {
+        [
+            .init("regkeeper_\(command)_last_run_start_seconds", "Start of the last \(command) run (unix time).", started.timeIntervalSince1970),
+            .init("regkeeper_\(command)_last_run_end_seconds", "End of the last \(command) run (unix time).", ended.timeIntervalSince1970),
+            .init("regkeeper_\(command)_last_run_success", "1 when the last \(command) run succeeded.", success ? 1 : 0),
+            .init("regkeeper_\(command)_last_run_duration_seconds", "Duration of the last \(command) run.", ended.timeIntervalSince(started)),
+        ]
+    }
+}

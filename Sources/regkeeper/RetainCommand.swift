@@ -55,6 +55,9 @@ struct RetainCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("With --gc: keep unreferenced blobs younger than this.", valueName: "span"))
     var gracePeriod = "1h"
 
+    @Option(name: .long, help: ArgumentHelp("Write Prometheus metrics here after applying (node_exporter textfile collector).", valueName: "file"))
+    var metricsFile: String?
+
     func validate() throws {
         guard (policy == nil) != (applyPlan == nil) else { throw ValidationError("give --policy FILE or --apply-plan FILE (exactly one)") }
         if applyPlan != nil, dryRun { throw ValidationError("--apply-plan applies a plan; print it with --dry-run --policy, or read the file") }
@@ -120,9 +123,10 @@ struct RetainCommand: AsyncParsableCommand {
             options.jobs = output.jobs
             collect = options
         }
-        let application = ApplyRetention(
+        var application = ApplyRetention(
             storage: storage, location: location, force: force, collect: collect,
             arguments: CommandLine.arguments.joined(separator: " "), reporter: timings)
+        application.metricsFile = metricsFile
         let outcome: ApplyRetention.Outcome
         do {
             outcome = try await application.run(plan)
