@@ -22,6 +22,7 @@ let package = Package(
         .target(name: "RegistryModel"),
         .target(name: "RegistryStore", dependencies: ["RegistryModel", "CSystemShims", "Yams"]),
         .target(name: "GarbageCollection", dependencies: ["RegistryStore"]),
+        .target(name: "Integrity", dependencies: ["RegistryStore", "StateDatabase", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "RegistryHarness", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "StoreTestSupport", dependencies: ["RegistryStore", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Retention", dependencies: ["RegistryStore", "StateDatabase", "Yams"]),
@@ -29,6 +30,7 @@ let package = Package(
         .target(name: "Operations", dependencies: ["GarbageCollection", "RegistryHarness", "Reporting", "Retention", "StateDatabase"]),
         .executableTarget(name: "regkeeper", dependencies: [
             "GarbageCollection",
+            "Integrity",
             "Operations",
             "Reporting",
             "Retention",
@@ -36,6 +38,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "regkeeper-bench", dependencies: [
+            "Integrity",
             "Retention",
             "StoreTestSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -53,6 +56,8 @@ let package = Package(
         .testTarget(name: "RetentionTests", dependencies: ["Retention", "StateDatabase", "StoreTestSupport"]),
         .testTarget(name: "RetentionIntegrationTests", dependencies: ["Retention", "GarbageCollection", "RegistryHarness", "StoreTestSupport"]),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "StoreTestSupport"]),
+        .testTarget(name: "IntegrityTests", dependencies: ["Integrity", "StoreTestSupport", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "IntegrityIntegrationTests", dependencies: ["Integrity", "RegistryHarness"]),
         .testTarget(name: "GarbageCollectionTests", dependencies: ["GarbageCollection", "StoreTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

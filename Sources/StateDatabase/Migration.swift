@@ -13,5 +13,6 @@ struct Migration: Sendable {
     /// in the field have already applied it, and their version number assumes this order.
     static let all: [Migration] = [
         .runHistory,
+        .verificationState,
     ]
 }

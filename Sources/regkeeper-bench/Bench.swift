@@ -1,10 +1,10 @@
 import ArgumentParser
 
 @main
-struct Bench: ParsableCommand {
+struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "regkeeper-bench",
         abstract: "Measures regkeeper side by side with the peer tools on this machine.",
-        subcommands: [GCBench.self, RetentionBench.self]
+        subcommands: [GCBench.self, RetentionBench.self, VerifyBench.self]
     )
 }

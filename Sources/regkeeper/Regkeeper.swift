@@ -12,9 +12,9 @@ struct Regkeeper: AsyncParsableCommand {
 
             EXIT STATUS: 0 success; 1 could not run (bad input, unreadable store); 2 another \
             run holds the lock; 3 refused (gc: broken manifests; retain: circuit breaker, or the store changed since the plan); 4 finished, but some \
-            deletions failed; 64 usage error.
+            deletions failed; 5 verify found damage; 64 usage error.
             """,
         version: "0.1.0",
-        subcommands: [GCCommand.self, RetainCommand.self, PolicyCommand.self, HistoryCommand.self, ReportCommand.self, DemoCommand.self]
+        subcommands: [GCCommand.self, VerifyCommand.self, RetainCommand.self, PolicyCommand.self, HistoryCommand.self, ReportCommand.self, DemoCommand.self]
     )
 }

@@ -9,6 +9,7 @@ enum ExitStatus {
     static let lockHeld = ExitCode(2)
     static let refused = ExitCode(3)
     static let partialFailure = ExitCode(4)
+    static let damageFound = ExitCode(5)
 }
 
 struct StoreOptions: ParsableArguments {

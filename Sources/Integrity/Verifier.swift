@@ -1,0 +1,380 @@
+import Foundation
+import RegistryModel
+import RegistryStore
+import StateDatabase
+import Synchronization
+
+public struct VerifyOptions: Sendable {
+    /// Blobs hashed at once. Hashing, not reading, is the limit: one per core.
+    public var jobs = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Skip blobs verified good within this span whose size and mtime have not changed.
+    public var maxAge: TimeSpan?
+    /// Rehash at most about this many bytes, least recently verified first.
+    public var budget: ByteCount?
+    /// Start no new blob after this long.
+    public var timeLimit: Duration?
+    /// Absolute directory that corrupt blobs are moved into; nil leaves the store untouched.
+    public var quarantineDirectory: String?
+
+    public init() {}
+}
+
+/// What a run checked and found.
+public struct VerifyReport: Sendable, Codable {
+    public struct Counts: Sendable, Codable, Hashable {
+        public var repositories = 0
+        public var tags = 0
+        public var manifests = 0
+        public var blobs = 0
+        public var bytes: Int64 = 0
+        public var blobsHashed = 0
+        public var bytesHashed: Int64 = 0
+        /// Skipped by `--max-age`: verified good recently and unchanged since.
+        public var recentlyVerified = 0
+        /// Left for a later run by `--budget` or `--time-limit`.
+        public var deferred = 0
+        public var deferredBytes: Int64 = 0
+        public var quarantined = 0
+    }
+
+    public enum Stop: String, Sendable, Codable {
+        case budget
+        case timeLimit = "time-limit"
+    }
+
+    /// Sorted by kind, then path.
+    public var findings: [IntegrityFinding]
+    public var counts: Counts
+    /// Why some blobs were left for a later run, if any were.
+    public var stoppedBy: Stop?
+    public var startedAt: Date
+    /// Time spent rehashing, for throughput.
+    public var hashSeconds: Double
+
+    public var isClean: Bool { findings.isEmpty }
+}
+
+public enum VerifyError: Error, Hashable, Sendable, CustomStringConvertible {
+    case storeUnreadable(StorageError)
+    case stateDatabase(operation: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .storeUnreadable(let error): "cannot read the store: \(error)"
+        case .stateDatabase(let operation, let reason): "state database: cannot \(operation): \(reason)"
+        }
+    }
+}
+
+/// `regkeeper verify`: checks the layout, the reference graph and the content of every blob,
+/// hands each piece of damage to `findings` as it is found, and returns the whole report.
+/// Reads only, unless `quarantineDirectory` is set.
+public struct Verifier: Sendable {
+    public let storage: any StoreStorage
+    public let state: StateStore
+    public let options: VerifyOptions
+    public let reporter: any ProgressReporter
+    public let findings: @Sendable (IntegrityFinding) -> Void
+    /// Injected, so tests can age verification records without sleeping.
+    public let now: @Sendable () -> Date
+
+    public init(
+        storage: any StoreStorage, state: StateStore, options: VerifyOptions,
+        reporter: any ProgressReporter = SilentReporter(), findings: @escaping @Sendable (IntegrityFinding) -> Void = { _ in },
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.storage = storage
+        self.state = state
+        self.options = options
+        self.reporter = reporter
+        self.findings = findings
+        self.now = now
+    }
+
+    public func run() async throws -> VerifyReport {
+        let startedAt = now()
+        let deadline = options.timeLimit.map { ContinuousClock.now + $0 }
+        let jobs = max(1, options.jobs)
+        let scanner = StoreScanner(storage: storage)
+        let storage = storage
+        var report = VerifyReport(findings: [], counts: .init(), stoppedBy: nil, startedAt: startedAt, hashSeconds: 0)
+        var found: [IntegrityFinding] = []
+        func emit(_ finding: IntegrityFinding) {
+            found.append(finding)
+            findings(finding)
+        }
+
+        let ((repositories, blobs, layoutFindings), _) = try await reporter.phase("scan") { () async throws -> ([RepositoryState], [BlobEntry], [StoreFinding]) in
+            let names: [RepositoryName]
+            var layout: [StoreFinding]
+            do throws(StorageError) {
+                (names, layout) = try scanner.repositories()
+            } catch {
+                throw VerifyError.storeUnreadable(error)
+            }
+            let scanned = try await boundedMap(names, jobs: jobs) { scanner.scanRepository($0) }
+            let blobs: [BlobEntry]
+            let blobFindings: [StoreFinding]
+            do {
+                (blobs, blobFindings) = try await scanner.blobs(jobs: jobs)
+            } catch let error as StorageError {
+                throw VerifyError.storeUnreadable(error)
+            }
+            layout += scanned.flatMap(\.findings) + blobFindings
+            return (scanned.map(\.state), blobs, layout)
+        }
+        for finding in layoutFindings.sorted(by: { $0.path < $1.path }) { emit(IntegrityFinding(finding)) }
+
+        // Sizes and mtimes: for the size checks, and to notice blobs changed since last verified.
+        let withData = blobs.filter(\.hasData).map(\.digest)
+        let (stats, _) = try await reporter.phase("stat") {
+            try await boundedMap(chunked(withData, jobs: jobs), jobs: jobs) { chunk in
+                chunk.map { digest -> (Digest, Result<FileStatus?, StorageError>) in
+                    (digest, Result { () throws(StorageError) in try storage.status(Layout.blobData(digest)) })
+                }
+            }.flatMap { $0 }
+        }
+        var statuses: [BlobStatus] = []
+        var present: Set<Digest> = []
+        var unstatable: [(Digest, StorageError)] = []
+        for (digest, result) in stats {
+            switch result {
+            case .success(let status?):
+                present.insert(digest)
+                statuses.append(BlobStatus(digest: digest, size: status.size, modified: status.modified))
+            case .success(nil): continue // removed since the scan
+            case .failure(let error):
+                present.insert(digest)
+                unstatable.append((digest, error))
+            }
+        }
+
+        let (graph, _) = try await reporter.phase("graph") {
+            try await ReferenceGraph.build(repositories, present: present, loader: ManifestLoader(storage: storage), jobs: jobs)
+        }
+        for finding in graph.referenceFindings(repositories, present: present) { emit(finding) }
+        for (digest, error) in unstatable {
+            emit(IntegrityFinding(kind: .unreadable, path: Layout.blobData(digest), digest: digest,
+                                  affectedTags: graph.tags(reaching: digest), message: error.description))
+        }
+
+        let records: [String: VerificationRecord]
+        do {
+            records = try await state.verificationRecords()
+        } catch {
+            throw VerifyError.stateDatabase(operation: "read verification records", reason: "\(error)")
+        }
+        let schedule = ScrubSchedule.plan(statuses, records: records, now: startedAt, maxAge: options.maxAge, budget: options.budget?.bytes)
+        report.counts = .init(
+            repositories: repositories.count, tags: graph.tags, manifests: graph.manifestsTraversed, blobs: blobs.count,
+            bytes: statuses.reduce(0) { $0 + $1.size }, recentlyVerified: schedule.recentlyVerified)
+
+        let judge = Judge(graph: graph)
+        let hashStart = ContinuousClock.now
+        let (hashed, _) = try await reporter.phase("hash") { () async throws -> Int in
+            try await hash(schedule.toHash, deadline: deadline, judge: judge, report: &report, emit: emit)
+        }
+        report.hashSeconds = (ContinuousClock.now - hashStart) / .seconds(1)
+        let unhashed = schedule.deferred + schedule.toHash[hashed...]
+        if !unhashed.isEmpty {
+            report.stoppedBy = hashed < schedule.toHash.count ? .timeLimit : .budget
+        }
+        report.counts.deferred = unhashed.count
+        report.counts.deferredBytes = unhashed.reduce(0) { $0 + $1.size }
+
+        // Blobs not rehashed this run still get the cheap checks: sizes and manifest parsing.
+        let hashedDigests = Set(schedule.toHash[..<hashed].map(\.digest))
+        for blob in statuses.sorted(by: { $0.digest < $1.digest }) where !hashedDigests.contains(blob.digest) {
+            if let finding = judge.verdict(blob, outcome: nil) { emit(finding) }
+        }
+        report.findings = found.sorted { ($0.kind, $0.path) < ($1.kind, $1.path) }
+        return report
+    }
+
+    /// Rehashes `blobs` in order with at most `jobs` tasks in flight; returns how many were
+    /// hashed (a prefix: after the deadline no new blob starts).
+    private func hash(
+        _ blobs: [BlobStatus], deadline: ContinuousClock.Instant?, judge: Judge, report: inout VerifyReport,
+        emit: (IntegrityFinding) -> Void
+    ) async throws -> Int {
+        let hasher = BlobHasher(storage: storage)
+        let meter = HashMeter(reporter: reporter, totalBytes: blobs.reduce(0) { $0 + $1.size }, totalFiles: blobs.count)
+        var pending: [VerificationRecord] = []
+        var next = 0
+        var done = 0
+        try await withThrowingTaskGroup(of: (Int, HashOutcome).self) { group in
+            func startNext() -> Bool {
+                guard next < blobs.count else { return false }
+                if let deadline, ContinuousClock.now >= deadline { return false }
+                let index = next
+                let digest = blobs[index].digest
+                next += 1
+                group.addTask {
+                    let outcome = hasher.hash(digest) { meter.add(bytes: $0) }
+                    meter.finishedFile()
+                    return (index, outcome)
+                }
+                return true
+            }
+            for _ in 0..<max(1, options.jobs) where !startNext() { break }
+            while let (index, outcome) = try await group.next() {
+                done += 1
+                let blob = blobs[index]
+                var result = VerificationResult.ok
+                switch outcome {
+                case .matches(let bytes):
+                    report.counts.bytesHashed += bytes
+                case .mismatch(_, let bytes):
+                    report.counts.bytesHashed += bytes
+                    result = .corrupt
+                case .unreadable:
+                    result = .unreadable
+                }
+                report.counts.blobsHashed += 1
+                if var finding = judge.verdict(blob, outcome: outcome) {
+                    if case .mismatch = outcome, let directory = options.quarantineDirectory {
+                        finding = try await quarantine(blob, finding, into: directory, run: report.startedAt)
+                        if finding.quarantinedTo != nil { report.counts.quarantined += 1 }
+                    }
+                    emit(finding)
+                }
+                pending.append(VerificationRecord(
+                    digest: blob.digest.description, size: blob.size, modified: blob.modified, verifiedAt: now(), result: result))
+                // Flushed as the run goes, so a run killed halfway keeps what it verified.
+                if pending.count >= 2000 {
+                    try await record(pending)
+                    pending.removeAll(keepingCapacity: true)
+                }
+                try Task.checkCancellation()
+                _ = startNext()
+            }
+        }
+        try await record(pending)
+        return done
+    }
+
+    private func record(_ records: [VerificationRecord]) async throws {
+        do {
+            try await state.recordVerifications(records)
+        } catch {
+            throw VerifyError.stateDatabase(operation: "record verifications", reason: "\(error)")
+        }
+    }
+
+    /// Moves the whole blob directory out (a rename, via the storage's `detach`), so the
+    /// registry answers "blob unknown" and a re-push writes good content, instead of serving
+    /// bad bytes. Each run quarantines under its own start time, so a blob quarantined again
+    /// after a re-push never collides with its earlier copy. A failure to move is told in the
+    /// finding; the run goes on.
+    private func quarantine(_ blob: BlobStatus, _ finding: IntegrityFinding, into directory: String, run: Date) async throws -> IntegrityFinding {
+        var finding = finding
+        let runDirectory = directory + "/" + Self.timestamp(run)
+        let path = Layout.blobDirectory(blob.digest)
+        do {
+            try storage.detach(path, into: runDirectory)
+        } catch {
+            finding.message += "; could not quarantine: \(error)"
+            return finding
+        }
+        let destination = runDirectory + "/" + path.description
+        finding.quarantinedTo = destination
+        do {
+            try await state.recordQuarantine(QuarantineRecord(
+                digest: blob.digest.description, originalPath: path.description, quarantinePath: destination,
+                bytes: blob.size, quarantinedAt: now(), reason: finding.message,
+                affectedTags: finding.affectedTags.map(\.description)))
+        } catch {
+            throw VerifyError.stateDatabase(operation: "record the quarantine of \(blob.digest) at \(destination)", reason: "\(error)")
+        }
+        return finding
+    }
+
+    /// `20260129T033000Z`: sortable, and a single path component.
+    private static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withYear, .withMonth, .withDay, .withTime, .withTimeZone]
+        return formatter.string(from: date)
+    }
+}
+
+/// Turns what is known of one blob into at most one finding, so one damage is reported once:
+/// a truncated layer also fails its hash, and a corrupt manifest also fails to parse.
+struct Judge: Sendable {
+    let graph: ReferenceGraph
+
+    func verdict(_ blob: BlobStatus, outcome: HashOutcome?) -> IntegrityFinding? {
+        let digest = blob.digest
+        let path = Layout.blobData(digest)
+        let tags = graph.tags(reaching: digest)
+        let declared = graph.declaredSizes[digest]?.first { $0.size != blob.size }
+        let sizeNote = declared.map {
+            "\(blob.size) bytes where manifest \($0.manifest) in \($0.repository) declares \($0.size)"
+        }
+        func finding(_ kind: IntegrityFinding.Kind, _ message: String) -> IntegrityFinding {
+            IntegrityFinding(kind: kind, path: path, digest: digest, affectedTags: tags, message: message)
+        }
+        switch outcome {
+        case .unreadable(let error)?:
+            return finding(.unreadable, error.description)
+        case .mismatch(let actual, _)?:
+            let content = "content hashes to \(actual)"
+            if let declared, let sizeNote {
+                return finding(blob.size < declared.size ? .truncated : .sizeMismatch, "\(sizeNote); \(content)")
+            }
+            if case .unparsable? = graph.manifestProblems[digest] {
+                return finding(.corrupt, "\(content), and no longer parses as a manifest")
+            }
+            return finding(.corrupt, content)
+        case .matches?, nil:
+            if let declared, let sizeNote {
+                if outcome == nil, blob.size < declared.size { return finding(.truncated, sizeNote) }
+                let checked = outcome == nil ? "" : " (the content matches its digest: the manifest is wrong)"
+                return finding(.sizeMismatch, sizeNote + checked)
+            }
+            switch graph.manifestProblems[digest] {
+            case .unparsable(let error)?: return finding(.badManifest, error.description)
+            case .unreadable(let reason)? where outcome == nil: return finding(.unreadable, reason)
+            default: return nil
+            }
+        }
+    }
+}
+
+/// Bytes and files hashed so far, passed to the reporter at most ten times a second from
+/// whichever hashing task gets there first.
+private final class HashMeter: Sendable {
+    private let reporter: any ProgressReporter
+    private let totalBytes: Int64
+    private let totalFiles: Int64
+    private let bytes = Atomic<Int64>(0)
+    private let files = Atomic<Int64>(0)
+    private let lastReport = Mutex<ContinuousClock.Instant>(.now)
+
+    init(reporter: any ProgressReporter, totalBytes: Int64, totalFiles: Int) {
+        self.reporter = reporter
+        self.totalBytes = totalBytes
+        self.totalFiles = Int64(totalFiles)
+    }
+
+    func add(bytes count: Int) {
+        bytes.add(Int64(count), ordering: .relaxed)
+        reportIfDue()
+    }
+
+    func finishedFile() {
+        files.add(1, ordering: .relaxed)
+        reportIfDue()
+    }
+
+    private func reportIfDue() {
+        let now = ContinuousClock.now
+        let due = lastReport.withLock { last in
+            guard now - last >= .milliseconds(100) else { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        reporter.progress("hash", done: files.load(ordering: .relaxed), total: totalFiles, unit: .items)
+        reporter.progress("hash", done: bytes.load(ordering: .relaxed), total: totalBytes, unit: .bytes)
+    }
+}

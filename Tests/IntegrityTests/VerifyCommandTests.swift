@@ -1,0 +1,133 @@
+import Foundation
+import Integrity
+import RegistryModel
+import RegistryStore
+import StateDatabase
+import StoreTestSupport
+import Testing
+
+/// The built `regkeeper verify` binary: exit statuses, JSON, quarantine listing, and the
+/// unreadable case, which needs a user that file permissions bind.
+@Suite struct VerifyCommandTests {
+    @Test func cleanStoreExitsZeroAndDamageExitsFive() throws {
+        let fixture = try Fixture(.local)
+        let clean = try regkeeper(fixture, ["--json"])
+        #expect(clean.status == 0, "\(clean.stderr)")
+        #expect(try decode(clean.stdout).findings.isEmpty)
+
+        let layer = fixture.other.layers[1]
+        try fixture.damage(layer) { $0[3] ^= 0x10 }
+        let damaged = try regkeeper(fixture, ["--quiet"])
+        #expect(damaged.status == 5)
+        #expect(damaged.stdout.hasPrefix("corrupt \(Layout.blobData(layer)) (\(layer)): content hashes to sha256:"))
+        #expect(damaged.stdout.hasSuffix("; breaks team/other:latest\n"))
+        #expect(damaged.stderr == "regkeeper: damage found: 1 finding(s)\n")
+    }
+
+    @Test func quarantineThenListQuarantine() throws {
+        let fixture = try Fixture(.local)
+        let layer = fixture.app.layers[0]
+        try fixture.damage(layer) { $0[0] ^= 0x01 }
+        let run = try regkeeper(fixture, ["--quarantine", "--json"])
+        #expect(run.status == 5, "\(run.stderr)")
+        let report = try decode(run.stdout)
+        #expect(report.counts.quarantined == 1)
+        #expect(report.findings.map(\.kind) == [.corrupt])
+
+        let listed = try regkeeper(fixture, ["--list-quarantine", "--json"])
+        #expect(listed.status == 0, "\(listed.stderr)")
+        let records = try JSONDecoder.iso8601.decode([QuarantineRecord].self, from: Data(listed.stdout.utf8))
+        #expect(records.map(\.digest) == [layer.description])
+        #expect(records.first?.affectedTags == ["app:v1", "team/other:latest"])
+        #expect(FileManager.default.fileExists(atPath: records[0].quarantinePath + "/data"))
+    }
+
+    @Test func badInputCannotRun() throws {
+        let fixture = try Fixture(.local)
+        #expect(try regkeeper(fixture, ["--budget", "lots"]).status == 64)
+        #expect(try regkeeper(fixture, ["--list-quarantine", "--quarantine"]).status == 64)
+        let missing = try run(Self.binary, ["verify", "--root", "/nonexistent/store"])
+        #expect(missing.status == 1)
+    }
+
+    /// Root reads any file, so the check runs as `nobody` through setpriv when the tests run
+    /// as root; as any other user, the mode alone binds.
+    @Test func unreadableBlobIsUnreadable() throws {
+        let fixture = try Fixture(.local)
+        let root = try #require(fixture.root)
+        let layer = fixture.app.layers[1]
+        let data = root.appendingPathComponent(Layout.blobData(layer).description).path
+        #expect(chmod(data, 0) == 0)
+        try FileManager.default.createDirectory(at: fixture.stateDirectory, withIntermediateDirectories: true)
+        var command = [Self.binary, "verify", "--root", root.path, "--state-dir", fixture.stateDirectory.path, "--json"]
+        if getuid() == 0 {
+            let nobody = try #require(getpwnam("nobody")?.pointee)
+            #expect(chown(fixture.stateDirectory.path, nobody.pw_uid, nobody.pw_gid) == 0)
+            command = ["/usr/bin/setpriv", "--reuid=\(nobody.pw_uid)", "--regid=\(nobody.pw_gid)", "--clear-groups", "--"] + command
+        }
+        let result = try run(command[0], Array(command.dropFirst()))
+        #expect(result.status == 5, "\(result.stderr)")
+        let report = try decode(result.stdout)
+        #expect(report.seen == [Seen(.unreadable, Layout.blobData(layer), layer, ["app:v1"])])
+        #expect(report.findings.first?.message.contains("Permission denied") == true)
+    }
+
+    // MARK: Running the binary
+
+    static let binary: String = {
+        let runner = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        return runner.deletingLastPathComponent().appendingPathComponent("regkeeper").path
+    }()
+
+    private func regkeeper(_ fixture: Fixture, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let root = try #require(fixture.root)
+        return try run(Self.binary, ["verify", "--root", root.path, "--state-dir", fixture.stateDirectory.path] + arguments)
+    }
+
+    private func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the regkeeper executable first (swift build)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        // Read both before waiting, so a large report cannot fill a pipe and stall the child.
+        let stderrTask = PipeReader(errors)
+        let stdout = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, stdout, stderrTask.wait())
+    }
+
+    private func decode(_ json: String) throws -> VerifyReport {
+        try JSONDecoder.iso8601.decode(VerifyReport.self, from: Data(json.utf8))
+    }
+}
+
+extension JSONDecoder {
+    static var iso8601: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}
+
+/// Drains a pipe on its own thread.
+final class PipeReader: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var text = ""
+
+    init(_ pipe: Pipe) {
+        Thread.detachNewThread { [self] in
+            text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            done.signal()
+        }
+    }
+
+    func wait() -> String {
+        done.wait()
+        return text
+    }
+}
