@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "StoreTestSupport", dependencies: ["RegistryStore", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Retention", dependencies: ["RegistryStore", "StateDatabase", "Yams"]),
         .target(name: "Reporting", dependencies: ["GarbageCollection"]),
-        .target(name: "Operations", dependencies: ["GarbageCollection", "RegistryHarness", "Reporting", "Retention", "StateDatabase"]),
+        .target(name: "Operations", dependencies: ["GarbageCollection", "Integrity", "RegistryHarness", "Reporting", "Retention", "StateDatabase"]),
         .executableTarget(name: "regkeeper", dependencies: [
             "GarbageCollection",
             "Integrity",

@@ -1,10 +1,12 @@
 import Foundation
 import GarbageCollection
+import Integrity
 import RegistryHarness
 import RegistryModel
 import RegistryStore
 import Reporting
 import Retention
+import StateDatabase
 
 /// One step of the demo and what it showed.
 public struct DemoStep: Sendable {
@@ -88,6 +90,12 @@ public struct DemoTour: Sendable {
             return ((), "deleted \(result.applied.blobs.count) blobs and \(result.applied.manifests.count) untagged manifest; "
                 + "kept the multi-arch children and the signature the peer's --delete-untagged removes")
         }
+        try await step("verify") {
+            let state = try StateStore.open(at: URL(fileURLWithPath: StoreLocation(root: root.path).stateDatabasePath))
+            let report = try await Verifier(storage: storage, state: state, options: VerifyOptions()).run()
+            guard report.isClean else { throw DemoError.damage(report.findings.map(\.description)) }
+            return ((), "rehashed \(report.counts.blobsHashed) blobs (\(report.counts.bytesHashed) bytes), checked every link and reference: clean")
+        }
         try await step("pull every kept tag") {
             let deleted = Set(deletedTags.map(\.value))
             let kept = store.tagReferences + builds.flatMap(\.tags).filter { !deleted.contains($0) }.map { ("ci/app", $0) }
@@ -127,10 +135,12 @@ public struct DemoTour: Sendable {
 
 enum DemoError: Error, CustomStringConvertible {
     case deletedTagStillPulls(String)
+    case damage([String])
 
     var description: String {
         switch self {
         case .deletedTagStillPulls(let tag): "ci/app:\(tag) was deleted by retention but still pulls"
+        case .damage(let findings): "verify found damage:\n  " + findings.joined(separator: "\n  ")
         }
     }
 }

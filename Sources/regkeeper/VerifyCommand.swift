@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Integrity
+import Operations
 import RegistryModel
 import RegistryStore
 import StateDatabase
@@ -47,6 +48,9 @@ struct VerifyCommand: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Move corrupt blobs into <state-dir>/quarantine so a re-push heals them.")
     var quarantine = false
+
+    @Option(name: .long, help: ArgumentHelp("Write Prometheus metrics here (node_exporter textfile collector).", valueName: "file"))
+    var metricsFile: String?
 
     @Flag(name: .long, help: "List quarantined blobs and exit.")
     var listQuarantine = false
@@ -99,6 +103,13 @@ struct VerifyCommand: AsyncParsableCommand {
             throw CommandFailure(error.description, status: ExitStatus.failure)
         }
         bar.finish()
+        if let metricsFile {
+            do {
+                try MetricsFile.verify(report, ended: Date()).write(to: metricsFile)
+            } catch {
+                throw CommandFailure("\(error)", status: ExitStatus.failure)
+            }
+        }
         if output.json { try writeJSON(report) } else if !output.quiet { renderSummary(report, timings) }
         if !report.isClean {
             throw CommandFailure("damage found: \(report.findings.count) finding(s)", status: ExitStatus.damageFound)
