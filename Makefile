@@ -28,6 +28,7 @@ demo: deps
 bench: deps
 	$(SWIFT) build -c release
 	.build/release/regkeeper-bench gc
+	.build/release/regkeeper-bench retain
 	.build/release/regkeeper-bench verify
 
 clean:
