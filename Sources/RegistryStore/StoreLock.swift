@@ -2,7 +2,10 @@ import Foundation
 
 /// The maintenance lock in the state directory. Writers (gc, retain, restore, quarantine) take
 /// it exclusively and readers (backup, verify, report) shared, so a backup never races a sweep.
-/// `flock` dies with its process, so a crashed run never leaves a lock behind.
+/// `flock` dies with its process, so a crashed run never leaves the lock itself behind.
+///
+/// Each holder also leaves a note `lock.<pid>` (command and start) so that a refused run can
+/// say who holds the lock; notes of processes that no longer exist are ignored and removed.
 public final class StoreLock: Sendable {
     public enum Mode: Sendable {
         case shared
@@ -22,11 +25,13 @@ public final class StoreLock: Sendable {
     }
 
     private let descriptor: Int32
+    private let note: String
     public let path: String
 
     /// Takes the lock, failing at once when another run holds it, or waiting up to `wait`.
     public init(stateDirectory: String, mode: Mode, command: String, wait: Duration = .zero) throws(Error) {
         path = stateDirectory + "/lock"
+        note = path + ".\(getpid())"
         do {
             try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         } catch {
@@ -43,29 +48,35 @@ public final class StoreLock: Sendable {
                 throw .unavailable(path: path, reason: failure.description)
             }
             if ContinuousClock.now >= deadline {
-                let holder = Self.readHolder(descriptor)
                 close(descriptor)
-                throw .held(path: path, holder: holder)
+                throw .held(path: path, holder: Self.holders(stateDirectory: stateDirectory))
             }
             usleep(100_000)
         }
-        if mode == .exclusive {
-            let since = ISO8601DateFormatter().string(from: Date())
-            let line = "pid \(getpid()), \(command), since \(since)"
-            _ = ftruncate(descriptor, 0)
-            _ = line.withCString { pwrite(descriptor, $0, strlen($0), 0) }
-        }
+        let since = ISO8601DateFormatter().string(from: Date())
+        let kind = mode == .exclusive ? "exclusive" : "shared"
+        try? "pid \(getpid()), \(command), \(kind) since \(since)".write(toFile: note, atomically: true, encoding: .utf8)
     }
 
     deinit {
+        unlink(note)
         flock(descriptor, LOCK_UN)
         close(descriptor)
     }
 
-    private static func readHolder(_ descriptor: Int32) -> String {
-        var buffer = [UInt8](repeating: 0, count: 512)
-        let count = pread(descriptor, &buffer, buffer.count, 0)
-        guard count > 0 else { return "holder unknown" }
-        return String(decoding: buffer[..<count], as: UTF8.self)
+    /// The notes of live holders; those of dead processes are stale and removed.
+    private static func holders(stateDirectory: String) -> String {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? []
+        var live: [String] = []
+        for name in names where name.hasPrefix("lock.") {
+            let notePath = stateDirectory + "/" + name
+            guard let pid = Int32(name.dropFirst("lock.".count)) else { continue }
+            if kill(pid, 0) != 0, errno == ESRCH {
+                unlink(notePath)
+                continue
+            }
+            if let text = try? String(contentsOfFile: notePath, encoding: .utf8) { live.append(text) }
+        }
+        return live.isEmpty ? "holder unknown" : live.sorted().joined(separator: "; ")
     }
 }

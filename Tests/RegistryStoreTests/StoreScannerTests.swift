@@ -95,3 +95,30 @@ import Testing
         withExtendedLifetime(first) {}
     }
 }
+
+@Suite struct StoreLockTests {
+    @Test func readersShareWritersExclude() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-lock-\(UUID())").path
+        let reader = try StoreLock(stateDirectory: directory, mode: .shared, command: "regkeeper verify")
+        let second = try StoreLock(stateDirectory: directory, mode: .shared, command: "regkeeper backup")
+        #expect(throws: StoreLock.Error.self) { try StoreLock(stateDirectory: directory, mode: .exclusive, command: "regkeeper gc") }
+        withExtendedLifetime((reader, second)) {}
+    }
+
+    @Test func staleNotesOfDeadProcessesAreIgnored() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-lock-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // A note left by a process that died (pid far beyond pid_max).
+        try "pid 99999999, regkeeper gc, exclusive since yesterday".write(toFile: directory + "/lock.99999999", atomically: true, encoding: .utf8)
+        let holder = try StoreLock(stateDirectory: directory, mode: .exclusive, command: "regkeeper retain")
+        do {
+            _ = try StoreLock(stateDirectory: directory, mode: .shared, command: "regkeeper report")
+            Issue.record("the lock was granted twice")
+        } catch {
+            guard case .held(_, let text) = error else { Issue.record("\(error)"); return }
+            #expect(text.contains("regkeeper retain") && !text.contains("99999999"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: directory + "/lock.99999999"))
+        withExtendedLifetime(holder) {}
+    }
+}
