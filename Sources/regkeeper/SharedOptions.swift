@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Logging
+import Synchronization
 import RegistryModel
 import RegistryStore
 
@@ -56,8 +58,38 @@ struct OutputOptions: ParsableArguments {
         if json, quiet { throw ValidationError("--json and --quiet do not go together") }
     }
 
+    @Option(name: .customLong("log-level"), help: ArgumentHelp("Log to standard error from this level up: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
+    var logLevel: Logger.Level = .warning
+
+    /// Progress for a terminal (none for --quiet or --json) plus log lines for cron and
+    /// journald, at `--log-level`.
     var reporter: any ProgressReporter {
-        quiet || json ? SilentReporter() : TerminalReporter()
+        logged(quiet || json ? SilentReporter() : TerminalReporter())
+    }
+
+    /// `progress`, with its events also logged at `--log-level`.
+    func logged(_ progress: any ProgressReporter) -> any ProgressReporter {
+        LoggingSystem.bootstrapOnce(level: logLevel)
+        return LoggingReporter(next: progress, logger: Logger(label: "regkeeper"))
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+extension LoggingSystem {
+    private static let bootstrapped = Mutex(false)
+
+    /// Log lines on standard error; the level comes from the command line.
+    static func bootstrapOnce(level: Logger.Level) {
+        bootstrapped.withLock { done in
+            guard !done else { return }
+            done = true
+            bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        }
     }
 }
 

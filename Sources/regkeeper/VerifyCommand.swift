@@ -90,7 +90,7 @@ struct VerifyCommand: AsyncParsableCommand {
         options.quarantineDirectory = quarantine ? location.stateDirectory + "/quarantine" : nil
 
         let bar = VerifyProgressBar()
-        let timings = TimingReporter(output.quiet || output.json ? SilentReporter() : bar)
+        let timings = TimingReporter(output.logged(output.quiet || output.json ? SilentReporter() : bar))
         let json = output.json
         let verifier = Verifier(storage: storage, state: state, options: options, reporter: timings, findings: { finding in
             // Findings are what a cron job mails, so --quiet prints them too.

@@ -102,6 +102,16 @@ import Testing
         withExtendedLifetime(lock) {}
     }
 
+    @Test func logLevelControlsLogLines() throws {
+        let root = try Self.store { _ in }
+        let info = try Self.regkeeper(["gc", "--dry-run", "--quiet", "--log-level", "info", "--root", root.path])
+        #expect(info.status == 0)
+        #expect(info.stderr.contains("mark finished in"))
+        let quiet = try Self.regkeeper(["gc", "--dry-run", "--quiet", "--root", root.path])
+        #expect(quiet.stderr.isEmpty && quiet.stdout.isEmpty)
+        #expect(try Self.regkeeper(["gc", "--log-level", "loud", "--root", root.path]).status == 64)
+    }
+
     @Test func badInputIsAClearError() throws {
         let missing = try Self.regkeeper(["gc", "--root", "/nonexistent/store"])
         #expect(missing.status == 1)
