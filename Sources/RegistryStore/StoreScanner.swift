@@ -260,8 +260,8 @@ public struct StoreScanner: Sendable {
 
     // MARK: Blobs
 
-    /// Every blob directory under `blobs/`, walked shard by shard with `jobs` in parallel.
-    public func blobs(jobs: Int) async throws -> (blobs: [BlobEntry], findings: [StoreFinding]) {
+    /// The `blobs/<alg>/<2 hex>` directories; anything else there is stray.
+    public func shardDirectories() throws(StorageError) -> (shards: [(Digest.Algorithm, StorePath)], findings: [StoreFinding]) {
         var shards: [(Digest.Algorithm, StorePath)] = []
         var findings: [StoreFinding] = []
         for algorithm in Digest.Algorithm.allCases {
@@ -276,6 +276,12 @@ public struct StoreScanner: Sendable {
                 }
             }
         }
+        return (shards, findings)
+    }
+
+    /// Every blob directory under `blobs/`, walked shard by shard with `jobs` in parallel.
+    public func blobs(jobs: Int) async throws -> (blobs: [BlobEntry], findings: [StoreFinding]) {
+        var (shards, findings) = try shardDirectories()
         let storage = storage
         let perShard = try await boundedMap(shards, jobs: jobs) { algorithm, shard in
             try Self.scanShard(storage, algorithm, shard)
@@ -292,20 +298,7 @@ public struct StoreScanner: Sendable {
     /// Blobs not in `marked`, with the status of their `data` (or, without one, of their
     /// directory): what a sweep may delete. Marked blobs cost one directory entry each.
     public func unmarkedBlobs(_ marked: DigestSet, jobs: Int) async throws -> (blobs: [(Digest, FileStatus?, hasData: Bool)], findings: [StoreFinding]) {
-        var shards: [(Digest.Algorithm, StorePath)] = []
-        var findings: [StoreFinding] = []
-        for algorithm in Digest.Algorithm.allCases {
-            let directory = Layout.blobAlgorithmDirectory(algorithm)
-            guard let entries = try listIfPresent(directory) else { continue }
-            for entry in entries {
-                guard let path = directory.appending(entry.name) else { continue }
-                if entry.kind == .directory, Self.isShardName(entry.name) {
-                    shards.append((algorithm, path))
-                } else {
-                    findings.append(.stray(path: path, reason: "not a blob shard directory"))
-                }
-            }
-        }
+        var (shards, findings) = try shardDirectories()
         let storage = storage
         var blobs: [(Digest, FileStatus?, hasData: Bool)] = []
         try await boundedForEach(shards, jobs: jobs) { algorithm, shard in

@@ -92,22 +92,19 @@ public struct StoreReporter: Sendable {
 
         // Sizes first, so that each repository's marks are folded in and dropped at once.
         var blobs: [Digest: BlobUsage] = [:]
-        for algorithm in Digest.Algorithm.allCases {
-            let directory = Layout.blobAlgorithmDirectory(algorithm)
-            guard (try storage.status(directory)) != nil else { continue }
-            let shards = try storage.list(directory).filter { $0.kind == .directory }.compactMap { directory.appending($0.name) }
-            try await boundedForEach(shards, jobs: jobs) { shard in
-                try storage.list(shard, probing: "data").compactMap { probed -> (Digest, Int64)? in
-                    guard let digest = Digest(algorithm: algorithm, hex: probed.entry.name), let data = probed.probe else { return nil }
-                    return (digest, data.size)
-                }
-            } consume: { for (digest, size) in $0 { blobs[digest] = BlobUsage(size: size) } }
-        }
+        let (shards, shardFindings) = try scanner.shardDirectories()
+        report.findings = shardFindings
+        try await boundedForEach(shards, jobs: jobs) { algorithm, shard in
+            try storage.list(shard, probing: "data").compactMap { probed -> (Digest, Int64)? in
+                guard let digest = Digest(algorithm: algorithm, hex: probed.entry.name), let data = probed.probe else { return nil }
+                return (digest, data.size)
+            }
+        } consume: { for (digest, size) in $0 { blobs[digest] = BlobUsage(size: size) } }
         report.blobs = blobs.count
         report.bytes = blobs.values.reduce(0) { $0 + $1.size }
 
         let (names, repositoryFindings) = try scanner.repositories()
-        report.findings = repositoryFindings
+        report.findings += repositoryFindings
         var usages: [StoreReport.RepositoryUsage] = []
         var keptByTags = DigestSet.Builder()
         let abandonedBefore = now().addingTimeInterval(-TimeInterval(uploadMaxAge.seconds))
