@@ -98,7 +98,7 @@ struct VerifyCommand: AsyncParsableCommand {
         })
         let report: VerifyReport
         do {
-            report = try await verifier.run()
+            report = try await RecordedVerification(verifier: verifier, arguments: CommandLine.arguments.joined(separator: " ")).run()
         } catch let error as VerifyError {
             throw CommandFailure(error.description, status: ExitStatus.failure)
         }

@@ -28,9 +28,9 @@ import Testing
         let fixture = try Fixture(.local)
         let layer = fixture.app.layers[0]
         try fixture.damage(layer) { $0[0] ^= 0x01 }
-        let run = try regkeeper(fixture, ["--quarantine", "--json"])
-        #expect(run.status == 5, "\(run.stderr)")
-        let report = try decode(run.stdout)
+        let quarantined = try regkeeper(fixture, ["--quarantine", "--json"])
+        #expect(quarantined.status == 5, "\(quarantined.stderr)")
+        let report = try decode(quarantined.stdout)
         #expect(report.counts.quarantined == 1)
         #expect(report.findings.map(\.kind) == [.corrupt])
 
@@ -40,6 +40,13 @@ import Testing
         #expect(records.map(\.digest) == [layer.description])
         #expect(records.first?.affectedTags == ["app:v1", "team/other:latest"])
         #expect(FileManager.default.fileExists(atPath: records[0].quarantinePath + "/data"))
+
+        // Quarantine changes the store, so it is a run in the history.
+        let history = try run(Self.binary, ["history", "--json", "--root", try #require(fixture.root).path, "--state-dir", fixture.stateDirectory.path])
+        #expect(history.status == 0, "\(history.stderr)")
+        let runs = try JSONDecoder.iso8601.decode([RunSummary].self, from: Data(history.stdout.utf8))
+        #expect(runs.map(\.command) == ["verify --quarantine"])
+        #expect(runs.first?.counts["quarantined"] == 1)
     }
 
     @Test func badInputCannotRun() throws {
