@@ -82,6 +82,7 @@ public struct SweepExecutor: Sendable {
             .map { "\($0.repository)@\($0.digest)" }
 
         var touched: [StorePath] = []
+        var relinked: Set<GCPlan.LinkRemoval> = []
         try await reporter.phase("sweep") {
             var done: Int64 = 0
             let total = Int64(result.applied.manifests.count + result.applied.blobs.count + result.applied.links.count + result.applied.uploads.count)
@@ -115,7 +116,10 @@ public struct SweepExecutor: Sendable {
                     ? Layout.layerLinkDirectory(link.repository, link.digest)
                     : Layout.revisionDirectory(link.repository, link.digest)
                 // A blob pushed again since the plan makes the link valid again: keep it.
-                guard try storage.status(Layout.blobData(link.digest)) == nil else { continue }
+                guard try storage.status(Layout.blobData(link.digest)) == nil else {
+                    relinked.insert(link)
+                    continue
+                }
                 try await step("\(link.kind) link \(link.repository)@\(link.digest)", path) { () throws(StorageError) in
                     try dispose(path)
                 }
@@ -127,6 +131,7 @@ public struct SweepExecutor: Sendable {
                 }
             }
         }
+        result.applied.links.removeAll { relinked.contains($0) }
         pruneEmptyParents(of: touched)
         let repositories = Set(result.applied.manifests.map(\.repository) + result.applied.links.map(\.repository)
             + result.applied.uploads.map(\.repository))
