@@ -28,8 +28,12 @@ let package = Package(
         .target(name: "StoreTestSupport", dependencies: ["RegistryStore", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Retention", dependencies: ["RegistryStore", "StateDatabase", "Yams"]),
         .target(name: "Reporting", dependencies: ["GarbageCollection"]),
+        .target(name: "Archive", dependencies: [
+            "RegistryStore", "Zstd", "TarFormat", "StateDatabase", "CSystemShims", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "Operations", dependencies: ["GarbageCollection", "Integrity", "RegistryHarness", "Reporting", "Retention", "StateDatabase"]),
         .executableTarget(name: "regkeeper", dependencies: [
+            "Archive",
             "GarbageCollection",
             "Integrity",
             "Operations",
@@ -40,6 +44,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "regkeeper-bench", dependencies: [
+            "Archive",
             "Integrity",
             "Retention",
             "StoreTestSupport",
@@ -60,6 +65,8 @@ let package = Package(
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "StoreTestSupport"]),
         .testTarget(name: "IntegrityTests", dependencies: ["Integrity", "StoreTestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "IntegrityIntegrationTests", dependencies: ["Integrity", "RegistryHarness"]),
+        .testTarget(name: "ArchiveTests", dependencies: ["Archive", "StoreTestSupport", "RegistryHarness", "TarFormat", "Zstd"]),
+        .testTarget(name: "ArchiveIntegrationTests", dependencies: ["Archive", "regkeeper", "RegistryHarness", "StoreTestSupport"]),
         .testTarget(name: "GarbageCollectionTests", dependencies: ["GarbageCollection", "StoreTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

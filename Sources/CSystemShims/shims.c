@@ -64,3 +64,7 @@ int regkeeper_stat_beneath(int dirfd, const char *path, struct stat *info) {
 int regkeeper_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
     return renameat2(olddirfd, oldpath, newdirfd, newpath, RENAME_NOREPLACE);
 }
+
+int regkeeper_syncfs(int fd) {
+    return syncfs(fd);
+}

@@ -210,6 +210,18 @@ public final class LocalStorage: StoreStorage {
         }
     }
 
+    public func openForReading(_ path: StorePath) throws(StorageError) -> any StoreReadableFile {
+        let descriptor = try openBeneath(path, O_RDONLY | O_NOFOLLOW, operation: "open")
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else {
+            let failure = Errno.current
+            close(descriptor)
+            throw Self.error("stat", path, failure)
+        }
+        return DescriptorReadableFile(path: path, descriptor: descriptor, status: FileStatus(
+            kind: Self.kind(info.st_mode), size: Int64(info.st_size), modified: Self.date(info.st_mtim)))
+    }
+
     public func writeAtomically(_ path: StorePath, _ data: Data, modified: Date?) throws(StorageError) {
         try checkWritable(path)
         try withParent(of: path, creating: true, operation: "write") { (parent, name) throws(StorageError) in

@@ -87,6 +87,9 @@ public protocol StoreStorage: Sendable {
     func list(_ directory: StorePath, probing probe: String) throws(StorageError) -> [ProbedEntry]
     /// Streams a file's content through `body` in chunks of about `chunkSize` bytes.
     func readChunks(_ path: StorePath, chunkSize: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
+    /// Opens a file for reads into the caller's buffer, so an archive writer can fill its own
+    /// output buffer in place instead of copying every chunk `readChunks` hands out.
+    func openForReading(_ path: StorePath) throws(StorageError) -> any StoreReadableFile
     /// Writes via a temporary file, fsync and rename, creating parent directories.
     func writeAtomically(_ path: StorePath, _ data: Data, modified: Date?) throws(StorageError)
     /// Renames within the store, creating the destination's parent directories.
@@ -123,6 +126,12 @@ public struct ProbedEntry: Sendable, Hashable {
 extension StoreStorage {
     public func read(_ path: StorePath, limit: Int) throws(StorageError) -> Data {
         try readWithStatus(path, limit: limit).data
+    }
+
+    /// Drivers without descriptors hand out the whole content from memory.
+    public func openForReading(_ path: StorePath) throws(StorageError) -> any StoreReadableFile {
+        let (data, status) = try readWithStatus(path, limit: .max)
+        return InMemoryReadableFile(path: path, data: data, status: status)
     }
 
     /// Drivers without a cheaper way stat each child's file in turn.

@@ -15,6 +15,6 @@ struct Regkeeper: AsyncParsableCommand {
             deletions failed; 5 verify found damage; 64 usage error.
             """,
         version: "0.1.0",
-        subcommands: [GCCommand.self, VerifyCommand.self, RetainCommand.self, PolicyCommand.self, HistoryCommand.self, ReportCommand.self, DemoCommand.self]
+        subcommands: [GCCommand.self, VerifyCommand.self, BackupCommand.self, RestoreCommand.self, RetainCommand.self, PolicyCommand.self, HistoryCommand.self, ReportCommand.self, DemoCommand.self]
     )
 }

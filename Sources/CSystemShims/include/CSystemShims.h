@@ -16,4 +16,7 @@ int regkeeper_stat_beneath(int dirfd, const char *path, struct stat *info);
 /// renameat2(RENAME_NOREPLACE): fails with EEXIST instead of replacing the destination.
 int regkeeper_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
 
+/// syncfs(2): flushes the filesystem holding `fd` in one call (a restore's staging area).
+int regkeeper_syncfs(int fd);
+
 #endif

@@ -1,0 +1,186 @@
+import Foundation
+import RegistryModel
+import RegistryStore
+import TarFormat
+import Zstd
+
+/// Test seams: what a test does while a backup runs (push images, stop it at a point).
+public struct BackupHooks: Sendable {
+    /// After the snapshot is read, before any member is written.
+    public var afterSnapshot: @Sendable () async throws -> Void
+    /// After each member; its argument counts members written so far.
+    public var afterMember: @Sendable (Int) async throws -> Void
+
+    public init(afterSnapshot: @escaping @Sendable () async throws -> Void = {},
+                afterMember: @escaping @Sendable (Int) async throws -> Void = { _ in }) {
+        self.afterSnapshot = afterSnapshot
+        self.afterMember = afterMember
+    }
+}
+
+/// What a finished backup wrote.
+public struct BackupResult: Sendable, Encodable {
+    public var path: String
+    public var index: ArchiveIndex
+    public var archiveBytes: UInt64
+    public var blobsWritten: Int
+    public var blobBytesWritten: Int64
+    public var linksWritten: Int
+    public var inheritedBlobs: Int
+    public var findings: [BackupFinding]
+
+    public var id: ArchiveID { index.metadata.id }
+
+    private enum CodingKeys: String, CodingKey {
+        case path, id, kind, parent, archiveBytes, blobsWritten, blobBytesWritten, linksWritten, inheritedBlobs, findings
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(path, forKey: .path)
+        try container.encode(id, forKey: .id)
+        try container.encode(index.metadata.kind, forKey: .kind)
+        try container.encodeIfPresent(index.metadata.parent, forKey: .parent)
+        try container.encode(archiveBytes, forKey: .archiveBytes)
+        try container.encode(blobsWritten, forKey: .blobsWritten)
+        try container.encode(blobBytesWritten, forKey: .blobBytesWritten)
+        try container.encode(linksWritten, forKey: .linksWritten)
+        try container.encode(inheritedBlobs, forKey: .inheritedBlobs)
+        try container.encode(findings, forKey: .findings)
+    }
+}
+
+/// Writes a plan as an archive: metadata, blobs, links, index, then the index again in a
+/// skippable frame. Each blob is hashed as its bytes go into the stream; one that does not
+/// match its name is listed as excluded in the index (its header was already written), so
+/// neither a restore nor a later incremental relies on it.
+public struct ArchiveWriter: Sendable {
+    public let storage: any StoreStorage
+    public var level = 1
+    /// libzstd worker threads: one moves compression off the thread that reads and hashes.
+    public var workers = 1
+    public var toolVersion: String
+    public var sourceRoot: String
+    public var hooks = BackupHooks()
+    public var reporter: any ProgressReporter = SilentReporter()
+
+    public init(storage: any StoreStorage, toolVersion: String, sourceRoot: String) {
+        self.storage = storage
+        self.toolVersion = toolVersion
+        self.sourceRoot = sourceRoot
+    }
+
+    static let chunkSize = 1 << 20
+
+    public func write(_ plan: BackupPlan, to path: String) async throws -> BackupResult {
+        let output = try OutputFile(path: path)
+        let compressor = try ZstdCompressor(level: level, workers: workers, bufferSize: Self.chunkSize) { bytes in
+            try output.write(bytes)
+        }
+        let tar = TarWriter(bufferSize: Self.chunkSize) { bytes in try compressor.write(bytes) }
+        // Whole seconds: the index stores ISO 8601, and the catalog must equal what reindex reads back.
+        let created = Date(timeIntervalSince1970: plan.createdAt.timeIntervalSince1970.rounded(.down))
+        let metadata = ArchiveMetadata(
+            toolVersion: toolVersion, id: ArchiveID.make(at: created), createdAt: created,
+            sourceRoot: sourceRoot, kind: plan.kind, chain: plan.chain, includesGarbage: !plan.garbageBlobs.isEmpty || !plan.extraFiles.isEmpty)
+        var members: [IndexedMember] = []
+        var excluded: [ExcludedBlob] = []
+        var findings = plan.findings
+        var carried = Set<Digest>()
+        var blobBytes: Int64 = 0
+
+        let metadataBytes = Array(try ArchiveIndex.encoder().encode(metadata))
+        try tar.addFile(ArchiveFormat.metadataMember, mtime: Self.timestamp(created), contents: metadataBytes)
+        members.append(IndexedMember(path: ArchiveFormat.metadataMember, size: UInt64(metadataBytes.count), digest: ContentHasher.digest(metadataBytes)))
+
+        let total = plan.bytesToWrite
+        reporter.phaseStarted("archive")
+        let started = ContinuousClock.now
+        for blob in plan.blobsToWrite {
+            let path = Layout.blobData(blob.digest)
+            let file: any StoreReadableFile
+            do {
+                file = try storage.openForReading(path)
+            } catch {
+                findings.append(error.isNotFound
+                    ? .missingBlob(blob.digest, referencedBy: "the snapshot (gone since it was read)")
+                    : .unreadableBlob(blob.digest, reason: error.description))
+                continue
+            }
+            let size = UInt64(max(file.status.size, 0))
+            var hasher = ContentHasher(blob.digest.algorithm)
+            try tar.addFile(path.description, mtime: Self.timestamp(file.status.modified), size: size) { region in
+                let count = try file.read(into: region)
+                hasher.update(UnsafeRawBufferPointer(rebasing: region[0..<count]))
+                return count
+            }
+            let actual = hasher.finalize()
+            members.append(IndexedMember(path: path.description, size: size, digest: actual))
+            if actual == blob.digest {
+                carried.insert(blob.digest)
+            } else {
+                excluded.append(ExcludedBlob(digest: blob.digest, actual: actual))
+                findings.append(.corruptBlob(blob.digest, actual: actual))
+            }
+            blobBytes += Int64(size)
+            reporter.progress("archive", done: blobBytes, total: total, unit: .bytes)
+            try await hooks.afterMember(members.count)
+        }
+        for link in plan.links {
+            let content = Array(link.target.description.utf8)
+            try tar.addFile(link.path.description, mtime: Self.timestamp(link.modified), contents: content)
+            members.append(IndexedMember(path: link.path.description, size: UInt64(content.count), digest: ContentHasher.digest(content)))
+            try await hooks.afterMember(members.count)
+        }
+        for path in plan.extraFiles {
+            guard let file = try? storage.openForReading(path) else { continue }  // an upload finished meanwhile
+            var hasher = ContentHasher()
+            let size = UInt64(max(file.status.size, 0))
+            try tar.addFile(path.description, mtime: Self.timestamp(file.status.modified), size: size) { region in
+                let count = try file.read(into: region)
+                hasher.update(UnsafeRawBufferPointer(rebasing: region[0..<count]))
+                return count
+            }
+            members.append(IndexedMember(path: path.description, size: size, digest: hasher.finalize()))
+        }
+        reporter.phaseFinished("archive", elapsed: ContinuousClock.now - started)
+
+        let index = Self.index(plan, metadata: metadata, members: members, excluded: excluded, carried: carried)
+        let indexBytes = try ArchiveIndex.encoder().encode(index)
+        try tar.addFile(ArchiveFormat.indexMember, mtime: Self.timestamp(created), contents: Array(indexBytes))
+        try tar.finish()
+        var toc = indexBytes
+        withUnsafeBytes(of: UInt64(indexBytes.count).littleEndian) { toc.append(contentsOf: $0) }
+        toc.append(contentsOf: ArchiveFormat.tocMagic)
+        try toc.withUnsafeBytes { try compressor.writeSkippableFrame($0) }
+        try compressor.finish()
+        try output.commit()
+        return BackupResult(
+            path: output.finalPath, index: index, archiveBytes: output.bytesWritten,
+            blobsWritten: carried.count, blobBytesWritten: blobBytes, linksWritten: plan.links.count,
+            inheritedBlobs: plan.inherited.count, findings: findings)
+    }
+
+    private static func index(_ plan: BackupPlan, metadata: ArchiveMetadata, members: [IndexedMember],
+                              excluded: [ExcludedBlob], carried: Set<Digest>) -> ArchiveIndex {
+        // Needed blobs that neither an earlier archive nor this one carries are findings already.
+        let blobs = plan.blobs.compactMap { blob -> SnapshotBlob? in
+            if let archive = plan.inherited[blob.digest] { return SnapshotBlob(digest: blob.digest, size: blob.size, archive: archive) }
+            return carried.contains(blob.digest) ? SnapshotBlob(digest: blob.digest, size: blob.size, archive: metadata.id) : nil
+        } + plan.garbageBlobs.filter { carried.contains($0.digest) }.map {
+            SnapshotBlob(digest: $0.digest, size: $0.size, archive: metadata.id)
+        }
+        var position: [Digest: Int] = [:]
+        for (offset, blob) in blobs.enumerated() { position[blob.digest] = offset }
+        let repositories = plan.repositories.keys.sorted().map { name in
+            RepositoryBlobs(name: name, blobs: plan.repositories[name]!.compactMap { position[$0] }.sorted())
+        }
+        return ArchiveIndex(metadata: metadata, members: members, blobs: blobs, repositories: repositories, excluded: excluded)
+    }
+
+    static func timestamp(_ date: Date) -> TarTimestamp {
+        let seconds = date.timeIntervalSince1970.rounded(.down)
+        let nanoseconds = UInt32(min(max((date.timeIntervalSince1970 - seconds) * 1e9, 0), 999_999_999))
+        return TarTimestamp(seconds: Int64(seconds), nanoseconds: nanoseconds)
+    }
+}

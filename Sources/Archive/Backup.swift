@@ -1,0 +1,142 @@
+import Foundation
+import RegistryModel
+import RegistryStore
+
+/// One `regkeeper backup`: read the snapshot, subtract what the catalog's chain already
+/// carries (incremental), write the archive, record it. The caller holds the shared lock.
+public struct Backup: Sendable {
+    public let storage: any StoreStorage
+    public let catalogDirectory: String
+    public var incremental = false
+    public var includeGarbage = false
+    public var level = 1
+    public var jobs = 2
+    public var toolVersion: String
+    public var sourceRoot: String
+    public var hooks = BackupHooks()
+    public var reporter: any ProgressReporter = SilentReporter()
+
+    public init(storage: any StoreStorage, catalogDirectory: String, toolVersion: String, sourceRoot: String) {
+        self.storage = storage
+        self.catalogDirectory = catalogDirectory
+        self.toolVersion = toolVersion
+        self.sourceRoot = sourceRoot
+    }
+
+    public func run(output: String) async throws -> BackupResult {
+        let catalog = try BackupCatalog.open(directory: catalogDirectory)
+        var chain: [ChainLink] = []
+        var archived: [Digest: ArchiveID] = [:]
+        if incremental {
+            let entries = try await catalog.chain()
+            chain = entries.map { ChainLink(id: $0.id, file: URL(fileURLWithPath: $0.path).lastPathComponent) }
+            archived = try await catalog.blobs(in: entries.map(\.id))
+        }
+        var planner = BackupPlanner(storage: storage)
+        planner.includeGarbage = includeGarbage
+        planner.jobs = jobs
+        let (plan, _) = try await reporter.phase("snapshot") { try await planner.plan(chain: chain, archived: archived) }
+        try await hooks.afterSnapshot()
+        var writer = ArchiveWriter(storage: storage, toolVersion: toolVersion, sourceRoot: sourceRoot)
+        writer.level = level
+        writer.hooks = hooks
+        writer.reporter = reporter
+        let result = try await writer.write(plan, to: output)
+        try await catalog.record(result.index, path: result.path, archiveBytes: result.archiveBytes)
+        return result
+    }
+}
+
+/// `backup reindex DIR`: rebuilds the catalog from the indexes of the archives in a directory.
+public struct Reindex {
+    public init() {}
+
+    public struct Outcome: Sendable, Encodable {
+        public var archives: [String] = []
+        /// Files that look like archives but could not be read.
+        public var unreadable: [String] = []
+    }
+
+    public func run(directory: String, catalogDirectory: String) async throws -> Outcome {
+        var outcome = Outcome()
+        var found: [(index: ArchiveIndex, path: String, bytes: UInt64)] = []
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        for name in names where !name.hasPrefix(".") {
+            let path = URL(fileURLWithPath: directory).appendingPathComponent(name).path
+            let reader: ArchiveReader
+            do {
+                reader = try ArchiveReader(path: path)
+            } catch .notAnArchive {
+                continue
+            } catch {
+                outcome.unreadable.append("\(error)")
+                continue
+            }
+            guard let index = reader.index else { continue }
+            let bytes = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? UInt64 ?? 0
+            found.append((index, path, bytes))
+            outcome.archives.append(path)
+        }
+        try await BackupCatalog.open(directory: catalogDirectory).replaceAll(with: found)
+        return outcome
+    }
+}
+
+/// `backup verify FILE…`: reads every member of every archive and checks it against its index,
+/// each blob against its digest, and, when several are given, that they form one chain.
+public struct ArchiveVerifier {
+    public init() {}
+
+    public struct ArchiveReport: Sendable, Encodable {
+        public var path: String
+        public var id: ArchiveID?
+        public var kind: ArchiveKind?
+        public var members = 0
+        public var bytes: UInt64 = 0
+        public var excludedBlobs: [String] = []
+        public var error: String?
+    }
+
+    public struct Report: Sendable, Encodable {
+        public var archives: [ArchiveReport] = []
+        public var chainError: String?
+        public var isValid: Bool { chainError == nil && archives.allSatisfy { $0.error == nil } }
+    }
+
+    public func verify(_ paths: [String]) -> Report {
+        var report = Report()
+        var readers: [ArchiveReader] = []
+        for path in paths {
+            var archive = ArchiveReport(path: path)
+            do {
+                let reader = try ArchiveReader(path: path)
+                archive.id = reader.index?.metadata.id
+                archive.kind = reader.index?.metadata.kind
+                archive.excludedBlobs = reader.index?.excluded.map { "\($0.digest) (hashed to \($0.actual))" } ?? []
+                try reader.forEachMember { member in
+                    archive.members += 1
+                    archive.bytes += member.entry.size
+                    try member.readContent { _ in }
+                }
+                if let index = reader.index {
+                    let members = Set(index.members.map(\.path))
+                    if let absent = index.carriedBlobs.first(where: { !members.contains(Layout.blobData($0.digest).description) }) {
+                        throw ArchiveError.indexMismatch(archive: path, reason: "blob \(absent.digest) is listed as carried but is no member")
+                    }
+                }
+                readers.append(reader)
+            } catch {
+                archive.error = "\(error)"
+            }
+            report.archives.append(archive)
+        }
+        if readers.count == paths.count, !readers.isEmpty, readers.count > 1 || readers[0].index?.metadata.kind == .full {
+            do {
+                _ = try ArchiveChain(readers).neededBlobs(repositories: nil)
+            } catch {
+                report.chainError = "\(error)"
+            }
+        }
+        return report
+    }
+}

@@ -1,0 +1,76 @@
+internal import CSystemShims
+import Foundation
+import RegistryStore
+
+/// An archive being written under a temporary name beside its final one. Only `commit`
+/// (fsync, then rename without replacing, then fsync of the directory) gives it its name, so
+/// a crash leaves at most a `.NAME.partial-PID-…` file that no reader mistakes for an archive.
+final class OutputFile {
+    let finalPath: String
+    let temporaryPath: String
+    private var descriptor: Int32
+    private(set) var bytesWritten: UInt64 = 0
+
+    init(path: String) throws(ArchiveError) {
+        let url = URL(fileURLWithPath: path)
+        finalPath = url.path
+        let directory = url.deletingLastPathComponent().path
+        if FileManager.default.fileExists(atPath: finalPath) { throw .outputExists(path: finalPath) }
+        Self.removeAbandoned(directory: directory, name: url.lastPathComponent)
+        temporaryPath = directory + "/" + Self.partialPrefix(url.lastPathComponent)
+            + "\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw .io(path: temporaryPath, operation: "create", errno: .current) }
+    }
+
+    deinit {
+        if descriptor >= 0 {
+            close(descriptor)
+            unlink(temporaryPath)
+        }
+    }
+
+    static func partialPrefix(_ name: String) -> String { "." + name + ".partial-" }
+
+    /// Partial files of runs that died (their pid is gone); a live run's file is left alone.
+    private static func removeAbandoned(directory: String, name: String) {
+        let prefix = partialPrefix(name)
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for entry in entries where entry.hasPrefix(prefix) {
+            let pid = entry.dropFirst(prefix.count).split(separator: "-").first.flatMap { Int32($0) }
+            if let pid, kill(pid, 0) != 0, errno == ESRCH {
+                unlink(directory + "/" + entry)
+            }
+        }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError) {
+        var done = 0
+        while done < bytes.count {
+            let count = Foundation.write(descriptor, bytes.baseAddress! + done, bytes.count - done)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .io(path: temporaryPath, operation: "write", errno: .current)
+            }
+            done += count
+        }
+        bytesWritten += UInt64(bytes.count)
+    }
+
+    func commit() throws(ArchiveError) {
+        guard fsync(descriptor) == 0 else { throw .io(path: temporaryPath, operation: "fsync", errno: .current) }
+        close(descriptor)
+        descriptor = -1
+        guard regkeeper_rename_noreplace(AT_FDCWD, temporaryPath, AT_FDCWD, finalPath) == 0 else {
+            let failure = Errno.current
+            unlink(temporaryPath)
+            if failure.rawValue == EEXIST { throw .outputExists(path: finalPath) }
+            throw .io(path: finalPath, operation: "rename", errno: failure)
+        }
+        let directory = open(URL(fileURLWithPath: finalPath).deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
+        }
+    }
+}

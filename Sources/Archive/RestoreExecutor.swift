@@ -1,0 +1,164 @@
+internal import CSystemShims
+import Foundation
+import RegistryModel
+import RegistryStore
+import TarFormat
+
+public struct RestoreOptions: Sendable {
+    /// Add what the target lacks instead of refusing a non-empty target.
+    public var merge = false
+    /// Only these repositories and the blobs they need; nil restores everything.
+    public var repositories: Set<RepositoryName>?
+
+    public init(merge: Bool = false, repositories: Set<RepositoryName>? = nil) {
+        self.merge = merge
+        self.repositories = repositories
+    }
+}
+
+/// What a restore put in place, and what it left alone.
+public struct RestoreResult: Sendable, Encodable {
+    public var archives: [String]
+    public var blobs = 0
+    public var blobBytes: Int64 = 0
+    public var links = 0
+    public var otherFiles = 0
+    /// `--merge`: files the target already had with other content; the target's were kept.
+    public var conflicts: [String] = []
+    /// Members not restored: outside the layout, or corrupt when they were archived.
+    public var skipped: [String] = []
+}
+
+/// Restores a chain of archives (or one plain tar) into a target root: members are streamed
+/// into a staging area on the target's filesystem, each blob checked against its digest and
+/// each member against the index as it is written, link mtimes kept; only then is the tree
+/// moved into place. A refused archive leaves the target as it was.
+public struct RestoreExecutor {
+    public let target: String
+    public var options: RestoreOptions
+    /// Test seam: called after each member is staged, with the count so far.
+    public var afterMember: (Int) throws -> Void = { _ in }
+
+    public init(target: String, options: RestoreOptions = RestoreOptions()) {
+        self.target = URL(fileURLWithPath: target).standardizedFileURL.path
+        self.options = options
+    }
+
+    private var dockerPath: String { target + "/" + (Layout.registryRoot.components.first ?? "docker") }
+
+    public func restore(_ chain: ArchiveChain) throws -> RestoreResult {
+        let needed = try chain.neededBlobs(repositories: options.repositories)
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        if !options.merge, try holdsFiles(dockerPath) { throw ArchiveError.targetNotEmpty(path: target) }
+        StagingArea.removeAbandoned(in: target)
+        let staging = try StagingArea(target: target)
+        defer { staging.remove() }
+
+        var result = RestoreResult(archives: chain.readers.map(\.path))
+        var staged: [(StorePath, MemberRole)] = []
+        var written = Set<Digest>()
+        for reader in chain.readers {
+            let isLast = reader === chain.last
+            let id = reader.index?.metadata.id
+            try reader.forEachMember { member in
+                guard let path = member.storePath, path.hasPrefix(Layout.registryRoot) else {
+                    result.skipped.append(member.entry.path + ": outside docker/registry/v2")
+                    return
+                }
+                switch member.role {
+                case .blob(let digest):
+                    let wanted = chain.isPlain || (needed[digest] == id && !written.contains(digest))
+                    guard wanted, written.insert(digest).inserted else { return }
+                    if chain.isPlain, let repositories = options.repositories, !repositories.isEmpty {
+                        // A plain archive has no index to tell which blobs a repository needs.
+                        throw ArchiveError.notAnArchive(archive: reader.path, reason: "--repository needs a regkeeper archive with an index")
+                    }
+                    result.blobs += 1
+                    result.blobBytes += Int64(member.entry.size)
+                case .link(let repository, _), .upload(let repository):
+                    guard isLast, options.repositories?.contains(repository) ?? true else { return }
+                    if case .link = member.role { result.links += 1 } else { result.otherFiles += 1 }
+                case .other:
+                    guard isLast, options.repositories == nil else { return }
+                    result.otherFiles += 1
+                }
+                try staging.write(path, mtime: member.entry.mtime) { sink in try member.readContent(sink) }
+                staged.append((path, member.role))
+                try afterMember(staged.count)
+            }
+            if let index = reader.index {
+                result.skipped += index.excluded.map { "blob \($0.digest): corrupt when archived (hashed to \($0.actual))" }
+            }
+        }
+        // forEachMember checked each blob as it was written; drop any the last archive's
+        // snapshot does not need (a blob written twice is impossible: `written` guards it).
+        if let missing = needed.keys.first(where: { !written.contains($0) }) {
+            throw ArchiveError.missingBlob(digest: missing, archive: needed[missing]!)
+        }
+        try staging.sync()
+        if options.merge {
+            try merge(staged, from: staging, into: &result)
+        } else {
+            try moveWhole(staging)
+        }
+        return result
+    }
+
+    /// True if `directory` exists and holds any non-directory entry at any depth.
+    private func holdsFiles(_ directory: String) throws -> Bool {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else { return false }
+        guard isDirectory.boolValue, let walker = FileManager.default.enumerator(atPath: directory) else { return true }
+        while walker.nextObject() != nil {
+            if walker.fileAttributes?[.type] as? FileAttributeType != .typeDirectory { return true }
+        }
+        return false
+    }
+
+    /// An empty target gets the staged tree with one rename: a restore is all there or absent.
+    private func moveWhole(_ staging: StagingArea) throws {
+        let source = staging.root + "/" + (Layout.registryRoot.components.first ?? "docker")
+        guard FileManager.default.fileExists(atPath: source) else { return }
+        // Only empty directories can be here (checked before staging).
+        if FileManager.default.fileExists(atPath: dockerPath) { try FileManager.default.removeItem(atPath: dockerPath) }
+        guard regkeeper_rename_noreplace(AT_FDCWD, source, AT_FDCWD, dockerPath) == 0 else {
+            throw ArchiveError.io(path: dockerPath, operation: "rename from \(source)", errno: .current)
+        }
+        let descriptor = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if descriptor >= 0 {
+            fsync(descriptor)
+            close(descriptor)
+        }
+    }
+
+    /// Moves what the target lacks, blobs first and tags last, so a merge cut short never
+    /// leaves a link to something absent; never replaces a file, and reports files that differ.
+    private func merge(_ staged: [(StorePath, MemberRole)], from staging: StagingArea, into result: inout RestoreResult) throws {
+        let storage = try LocalStorage(root: target)
+        let ordered = staged.enumerated().sorted {
+            ($0.element.1.placementRank, $0.offset) < ($1.element.1.placementRank, $1.offset)
+        }
+        for (_, (path, _)) in ordered {
+            do {
+                try storage.reattach(path, from: staging.root)
+                continue
+            } catch {
+                guard case .alreadyExists = error else { throw error }
+            }
+            do {
+                let ours = staging.path(path)
+                if case .blob = MemberRole(path) {
+                    let size = (try? FileManager.default.attributesOfItem(atPath: ours))?[.size] as? Int
+                    if let theirs = try storage.status(path)?.size, size.map(Int64.init) != theirs {
+                        result.conflicts.append("\(path): the target's blob has \(theirs) bytes, the archive's other (kept the target's)")
+                    }
+                } else {
+                    let theirs = try storage.read(path, limit: 4096)
+                    if theirs != FileManager.default.contents(atPath: ours) {
+                        result.conflicts.append("\(path): the target holds '\(String(decoding: theirs.prefix(80), as: UTF8.self))' (kept it)")
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+import Archive
+import ArgumentParser
+import Foundation
+import RegistryStore
+
+struct BackupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Write the store's tags, links and the blobs they need to a zstd-compressed tar archive.",
+        discussion: """
+            Safe while the registry runs: tags, then revision links, then _layers links are read \
+            first (the snapshot), then the blobs they reference are archived, each hashed as it \
+            is written; a blob whose bytes do not match its digest is listed as excluded and not \
+            relied on. Garbage blobs and uploads are left out unless --include-garbage. The \
+            archive is written to .NAME.partial-PID-… beside FILE, fsync'd and renamed, so FILE \
+            exists only when complete. Takes the shared lock, so gc cannot sweep meanwhile.
+
+            --incremental writes only blobs no archive of the catalog's latest chain carries, \
+            plus every link. The catalog (backup-catalog.db) lives in --catalog, default the \
+            state directory; `backup list` shows it, `backup reindex DIR` rebuilds it.
+
+            EXIT STATUS: 0 success; 1 could not run (bad input, unreadable store, FILE exists, no \
+            full backup to build on); 2 another run holds the lock; 4 archive written, but some \
+            blobs were missing or corrupt in the store and are not in it.
+            """,
+        subcommands: [BackupListCommand.self, BackupReindexCommand.self, BackupVerifyCommand.self]
+    )
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(name: .customLong("output"), help: ArgumentHelp("The archive to write (e.g. /backup/registry-full.tar.zst).", valueName: "file"))
+    var outputFile: String?
+
+    @Flag(name: .long, help: "Write only blobs not in an earlier archive of the catalog's chain.")
+    var incremental = false
+
+    @Option(name: .long, help: ArgumentHelp("Directory of the backup catalog (default: the state directory).", valueName: "dir"))
+    var catalog: String?
+
+    @Option(name: .long, help: ArgumentHelp("zstd compression level (1-19).", valueName: "n"))
+    var level = 1
+
+    @Flag(name: .long, help: "Also archive unreferenced blobs and uploads.")
+    var includeGarbage = false
+
+    func validate() throws {
+        guard (1...19).contains(level) else { throw ValidationError("--level must be between 1 and 19") }
+    }
+
+    func run() async throws {
+        do {
+            guard let outputFile else { throw CommandFailure("give --output FILE (or a subcommand: list, reindex, verify)", status: ExitStatus.failure) }
+            let location = try store.location()
+            let lock = try takeLock(location, .shared, wait: store.lockWait)
+            defer { withExtendedLifetime(lock) {} }
+            var backup = Backup(
+                storage: try openStorage(location), catalogDirectory: catalog ?? location.stateDirectory,
+                toolVersion: "regkeeper " + (Regkeeper.configuration.version), sourceRoot: location.root)
+            backup.incremental = incremental
+            backup.includeGarbage = includeGarbage
+            backup.level = level
+            backup.jobs = output.jobs
+            backup.reporter = output.reporter
+            let result: BackupResult
+            do {
+                result = try await backup.run(output: outputFile)
+            } catch let error as ArchiveError {
+                throw CommandFailure(error.description, status: ExitStatus.failure)
+            }
+            if output.json {
+                try writeJSON(result)
+            } else if !output.quiet {
+                let metadata = result.index.metadata
+                printLine("\(metadata.kind) archive \(result.id) written to \(result.path)")
+                printLine("\(result.blobsWritten) blobs (\(result.blobBytesWritten.formattedBytes)), \(result.linksWritten) links, \(result.inheritedBlobs) blobs in earlier archives; archive \(Int64(result.archiveBytes).formattedBytes)")
+                if let parent = metadata.parent { printLine("builds on \(parent)") }
+            }
+            if !result.findings.isEmpty {
+                throw CommandFailure("\(result.findings.count) problem(s) in the store:\n  " + result.findings.map(\.description).joined(separator: "\n  "), status: ExitStatus.partialFailure)
+            }
+        } catch let failure as CommandFailure {
+            throw fail(failure)
+        }
+    }
+}
+
+/// Where the catalog is: --catalog, else the store's state directory.
+struct CatalogOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Directory of the backup catalog (default: the state directory).", valueName: "dir"))
+    var catalog: String?
+
+    @OptionGroup var store: StoreOptions
+
+    func directory() throws -> String {
+        if let catalog { return catalog }
+        return try store.location().stateDirectory
+    }
+}
+
+struct BackupListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "Show the archives in the backup catalog and what each builds on.",
+        discussion: "EXIT STATUS: 0 success; 1 could not read the catalog."
+    )
+
+    @OptionGroup var catalog: CatalogOptions
+
+    @Flag(name: .long, help: "Print the catalog as JSON.")
+    var json = false
+
+    func run() async throws {
+        do {
+            let entries: [CatalogEntry]
+            do {
+                entries = try await BackupCatalog.open(directory: try catalog.directory()).archives()
+            } catch let error as ArchiveError {
+                throw CommandFailure(error.description, status: ExitStatus.failure)
+            }
+            if json { return try writeJSON(entries) }
+            if entries.isEmpty { printLine("no archives recorded") }
+            let formatter = ISO8601DateFormatter()
+            for entry in entries {
+                let parent = entry.parent.map { " on \($0)" } ?? ""
+                printLine("\(entry.id)  \(entry.kind.rawValue)\(parent)  \(formatter.string(from: entry.createdAt))  \(entry.blobCount) blobs \(entry.blobBytes.formattedBytes), archive \(entry.archiveBytes.formattedBytes)  \(entry.path)")
+            }
+        } catch let failure as CommandFailure {
+            throw fail(failure)
+        }
+    }
+}
+
+struct BackupReindexCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reindex",
+        abstract: "Rebuild the backup catalog from the archives in a directory.",
+        discussion: """
+            Reads the index at the end of every archive in DIR (nothing is decompressed) and \
+            replaces the catalog's content with them.
+
+            EXIT STATUS: 0 success; 1 could not run; 4 rebuilt, but some archives were unreadable.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("Directory holding the archives.", valueName: "dir"))
+    var directory: String
+
+    @OptionGroup var catalog: CatalogOptions
+
+    @Flag(name: .long, help: "Print the result as JSON.")
+    var json = false
+
+    func run() async throws {
+        do {
+            let outcome: Reindex.Outcome
+            do {
+                outcome = try await Reindex().run(directory: directory, catalogDirectory: try catalog.directory())
+            } catch let failure as CommandFailure {
+                throw failure
+            } catch {
+                throw CommandFailure("\(error)", status: ExitStatus.failure)
+            }
+            if json { try writeJSON(outcome) } else {
+                printLine("catalog rebuilt from \(outcome.archives.count) archive(s)")
+                for problem in outcome.unreadable { printLine("unreadable: \(problem)") }
+            }
+            if !outcome.unreadable.isEmpty {
+                throw CommandFailure("\(outcome.unreadable.count) archive(s) could not be read", status: ExitStatus.partialFailure)
+            }
+        } catch let failure as CommandFailure {
+            throw fail(failure)
+        }
+    }
+}
+
+struct BackupVerifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check archives without restoring them: every member's digest, the index, the chain.",
+        discussion: """
+            Decompresses every archive given, hashes every member and compares it with the \
+            index and each blob with its digest. Given a full archive and its incrementals in \
+            order, also checks that they form one chain that carries every blob the last needs.
+
+            EXIT STATUS: 0 every archive is intact; 1 could not run; 3 an archive is damaged or \
+            the chain is broken.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("Archives, a full one first then its incrementals.", valueName: "file"))
+    var files: [String]
+
+    @Flag(name: .long, help: "Print the report as JSON.")
+    var json = false
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("give at least one archive") }
+    }
+
+    func run() async throws {
+        let report = ArchiveVerifier().verify(files)
+        if json {
+            try writeJSON(report)
+        } else {
+            for archive in report.archives {
+                let what = [archive.kind?.rawValue, archive.id?.rawValue].compactMap { $0 }.joined(separator: " ")
+                if let error = archive.error {
+                    printLine("FAILED \(archive.path): \(error)")
+                } else {
+                    printLine("ok \(archive.path) (\(what.isEmpty ? "plain tar" : what)): \(archive.members) members, \(Int64(archive.bytes).formattedBytes)")
+                }
+                for excluded in archive.excludedBlobs { printLine("  excluded (corrupt when archived): \(excluded)") }
+            }
+            if let chain = report.chainError { printLine("FAILED chain: \(chain)") }
+        }
+        if !report.isValid {
+            throw fail(CommandFailure("verification failed", status: ExitStatus.refused))
+        }
+    }
+}

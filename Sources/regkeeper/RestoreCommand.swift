@@ -1,0 +1,102 @@
+import Archive
+import ArgumentParser
+import Foundation
+import RegistryModel
+import RegistryStore
+
+struct RestoreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Restore a store from a full archive and its incrementals.",
+        discussion: """
+            Give the full archive, then its incrementals in order, or --catalog DIR --latest to \
+            take the latest chain the catalog records. A plain `tar --zstd -cf` archive of a \
+            store is accepted on its own. Members are streamed into \
+            <root>/.regkeeper-restore-…, each blob checked against its digest and each member \
+            against the archive's index as it is written, with link mtimes kept (retention ages \
+            survive); then the tree is renamed into place. A refused archive (truncated, corrupt, \
+            a flipped byte, '..', absolute paths, links, a broken chain) leaves the target as it \
+            was. A non-empty target is refused unless --merge, which adds what is missing (blobs, \
+            then _layers, revisions, tags) and never replaces a file. Stop the registry first, or \
+            restart it afterwards.
+
+            EXIT STATUS: 0 success; 1 could not run; 2 another run holds the target's lock; 3 \
+            refused (bad archive, broken chain, non-empty target), nothing changed; 4 restored, \
+            but --merge kept differing files of the target or some blobs were corrupt when \
+            archived.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("Archives: the full one first, then its incrementals.", valueName: "file"))
+    var files: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("The store root to restore into.", valueName: "dir"))
+    var root: String
+
+    @Flag(name: .long, help: "Add what is missing to a non-empty store; never overwrite.")
+    var merge = false
+
+    @Option(name: .customLong("repository"), help: ArgumentHelp("Restore only this repository and the blobs it needs (repeatable).", valueName: "name"))
+    var repositories: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Backup catalog directory, with --latest.", valueName: "dir"))
+    var catalog: String?
+
+    @Flag(name: .long, help: "Restore the latest chain recorded in --catalog.")
+    var latest = false
+
+    @Option(name: .long, help: ArgumentHelp("Wait this long for another run's lock (e.g. 10m).", valueName: "span"))
+    var wait = "0"
+
+    @Flag(name: .long, help: "Print the result as JSON.")
+    var json = false
+
+    @Flag(name: .long, help: "Print nothing but errors.")
+    var quiet = false
+
+    func validate() throws {
+        if latest != files.isEmpty { throw ValidationError("give archives, or --catalog DIR --latest") }
+        if latest, catalog == nil { throw ValidationError("--latest needs --catalog DIR") }
+        if let bad = repositories.first(where: { RepositoryName($0) == nil }) { throw ValidationError("'\(bad)' is not a repository name") }
+        if TimeSpan(wait) == nil { throw ValidationError("--wait: '\(wait)' is not a duration like 30s or 10m") }
+    }
+
+    func run() async throws {
+        do {
+            let target = URL(fileURLWithPath: root).standardizedFileURL.path
+            try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+            let lock = try takeLock(StoreLocation(root: target), .exclusive, wait: .seconds(TimeSpan(wait)?.seconds ?? 0))
+            defer { withExtendedLifetime(lock) {} }
+            let result: RestoreResult
+            do {
+                var paths = files
+                if latest, let catalog {
+                    paths = try await BackupCatalog.open(directory: catalog).chain().map(\.path)
+                }
+                let chain = try ArchiveChain(try paths.map { path throws(ArchiveError) in try ArchiveReader(path: path) })
+                var options = RestoreOptions(merge: merge)
+                if !repositories.isEmpty { options.repositories = Set(repositories.compactMap { RepositoryName($0) }) }
+                result = try RestoreExecutor(target: target, options: options).restore(chain)
+            } catch let error as ArchiveError {
+                switch error {
+                case .io, .storage, .catalog, .noFullBackup:
+                    throw CommandFailure(error.description, status: ExitStatus.failure)
+                default:
+                    throw CommandFailure(error.description + "; \(target) was not changed", status: ExitStatus.refused)
+                }
+            }
+            if json {
+                try writeJSON(result)
+            } else if !quiet {
+                printLine("restored \(result.blobs) blobs (\(result.blobBytes.formattedBytes)), \(result.links) links, \(result.otherFiles) other files into \(target)")
+                for conflict in result.conflicts { printLine("kept: \(conflict)") }
+                for skipped in result.skipped { printLine("skipped: \(skipped)") }
+            }
+            if !result.conflicts.isEmpty || result.skipped.contains(where: { $0.hasPrefix("blob ") }) {
+                throw CommandFailure("restored with \(result.conflicts.count) conflict(s) and \(result.skipped.count) skipped member(s)", status: ExitStatus.partialFailure)
+            }
+        } catch let failure as CommandFailure {
+            throw fail(failure)
+        }
+    }
+}
