@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "Archive", dependencies: [
             "RegistryStore", "Zstd", "TarFormat", "StateDatabase", "CSystemShims", .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .target(name: "Operations", dependencies: ["GarbageCollection", "Integrity", "RegistryHarness", "Reporting", "Retention", "StateDatabase"]),
+        .target(name: "Operations", dependencies: ["Archive", "GarbageCollection", "Integrity", "RegistryHarness", "Reporting", "Retention", "StateDatabase"]),
         .executableTarget(name: "regkeeper", dependencies: [
             "Archive",
             "GarbageCollection",

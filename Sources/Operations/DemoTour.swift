@@ -1,4 +1,5 @@
 import Foundation
+import Archive
 import GarbageCollection
 import Integrity
 import RegistryHarness
@@ -96,9 +97,9 @@ public struct DemoTour: Sendable {
             guard report.isClean else { throw DemoError.damage(report.findings.map(\.description)) }
             return ((), "rehashed \(report.counts.blobsHashed) blobs (\(report.counts.bytesHashed) bytes), checked every link and reference: clean")
         }
+        let deleted = Set(deletedTags.map(\.value))
+        let kept = store.tagReferences + builds.flatMap(\.tags).filter { !deleted.contains($0) }.map { ("ci/app", $0) }
         try await step("pull every kept tag") {
-            let deleted = Set(deletedTags.map(\.value))
-            let kept = store.tagReferences + builds.flatMap(\.tags).filter { !deleted.contains($0) }.map { ("ci/app", $0) }
             for (repository, tag) in kept {
                 try await Skopeo.pull(server: server, repository: repository, reference: tag)
             }
@@ -107,6 +108,34 @@ public struct DemoTour: Sendable {
                 throw DemoError.deletedTagStillPulls(tag)
             }
             return ((), "\(kept.count) tags and the signature pull with skopeo copy --all; the \(deleted.count) deleted tags do not")
+        }
+
+        let archive = workDirectory.appendingPathComponent("full.tar.zst").path
+        try await step("backup") {
+            let backup = Backup(storage: storage, catalogDirectory: workDirectory.appendingPathComponent("catalog").path,
+                                toolVersion: "demo", sourceRoot: root.path)
+            let result = try await backup.run(output: archive)
+            return ((), "\(result.blobsWritten) blobs and \(result.linksWritten) links in \(URL(fileURLWithPath: archive).lastPathComponent) (\(result.archiveBytes) bytes, zstd)")
+        }
+        let restored = workDirectory.appendingPathComponent("restored")
+        try await step("restore to a new root") {
+            let result = try RestoreExecutor(target: restored.path).restore(ArchiveChain([ArchiveReader(path: archive)]))
+            return ((), "\(result.blobs) blobs verified against their digests, \(result.links) links with their times")
+        }
+        let restoredStorage = try LocalStorage(root: restored.path)
+        try await step("verify restored store") {
+            let state = try StateStore.open(at: URL(fileURLWithPath: StoreLocation(root: restored.path).stateDatabasePath))
+            let report = try await Verifier(storage: restoredStorage, state: state, options: VerifyOptions()).run()
+            guard report.isClean else { throw DemoError.damage(report.findings.map(\.description)) }
+            return ((), "rehashed \(report.counts.blobsHashed) blobs: clean")
+        }
+        try await step("pull from restored") {
+            let second = try await RegistryServer.start(root: restored)
+            defer { second.stop() }
+            for (repository, tag) in kept {
+                try await Skopeo.pull(server: second, repository: repository, reference: tag)
+            }
+            return ((), "a second docker-registry on the restored root serves all \(kept.count) tags")
         }
     }
 
