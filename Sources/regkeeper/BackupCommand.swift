@@ -1,6 +1,7 @@
 import Archive
 import ArgumentParser
 import Foundation
+import Operations
 import RegistryStore
 
 struct BackupCommand: AsyncParsableCommand {
@@ -44,6 +45,9 @@ struct BackupCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Also archive unreferenced blobs and uploads.")
     var includeGarbage = false
 
+    @Option(name: .long, help: ArgumentHelp("Write Prometheus metrics here (node_exporter textfile collector).", valueName: "file"))
+    var metricsFile: String?
+
     func validate() throws {
         guard (1...19).contains(level) else { throw ValidationError("--level must be between 1 and 19") }
     }
@@ -63,10 +67,18 @@ struct BackupCommand: AsyncParsableCommand {
             backup.jobs = output.jobs
             backup.reporter = output.reporter
             let result: BackupResult
+            let started = Date()
             do {
                 result = try await backup.run(output: outputFile)
             } catch let error as ArchiveError {
                 throw CommandFailure(error.description, status: ExitStatus.failure)
+            }
+            if let metricsFile {
+                do {
+                    try MetricsFile.backup(result, started: started, ended: Date()).write(to: metricsFile)
+                } catch {
+                    throw CommandFailure("\(error)", status: ExitStatus.failure)
+                }
             }
             if output.json {
                 try writeJSON(result)
