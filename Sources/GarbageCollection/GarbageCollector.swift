@@ -49,8 +49,9 @@ public struct GarbageCollector: Sendable {
                 var mark = MarkPhase(loader: ManifestLoader(storage: storage), deleteUntagged: deleteUntagged).mark(state)
                 if !mark.broken.isEmpty {
                     // Its blobs are unknown: keep everything the repository could reference.
+                    // A listing that fails stops the run: nothing would be left to keep them.
                     for algorithm in Digest.Algorithm.allCases {
-                        mark.marked.formUnion((try? scanner.digestDirectories(Layout.layersDirectory(name, algorithm), algorithm)) ?? [])
+                        mark.marked.formUnion(try scanner.digestDirectories(Layout.layersDirectory(name, algorithm), algorithm))
                     }
                 }
                 let removals = mark.untagged.map { digest in
@@ -78,13 +79,13 @@ public struct GarbageCollector: Sendable {
         }
         let marked = marking.build()
         plan.counts.repositories = repositories.count
-        plan.counts.blobsMarked = marked.count
 
         let graceCutoff = markStartedAt.addingTimeInterval(-TimeInterval(options.gracePeriod.seconds))
         var unmarked: Set<Digest> = []
         try await reporter.phase("plan") {
-            let (candidates, findings) = try await scanner.unmarkedBlobs(marked, jobs: jobs)
+            let (candidates, present, findings) = try await scanner.unmarkedBlobs(marked, jobs: jobs)
             plan.findings += findings
+            plan.counts.blobs = present
             for (digest, status, hasData) in candidates {
                 unmarked.insert(digest)
                 guard let status, status.modified < graceCutoff else {
@@ -96,9 +97,9 @@ public struct GarbageCollector: Sendable {
                     reason: hasData ? "unreferenced" : "blob directory without data"))
             }
             plan.blobs.sort { $0.digest < $1.digest }
+            plan.counts.blobsMarked = present - candidates.count
             plan.links += try await danglingLayerLinks(repositories, marked: marked, unmarked: unmarked, deleted: Set(plan.blobs.map(\.digest)))
         }
-        plan.counts.blobs = marked.count + unmarked.count
         plan.manifests.sort { ($0.repository, $0.digest) < ($1.repository, $1.digest) }
         plan.links.sort { ($0.repository, $0.kind.rawValue, $0.digest) < ($1.repository, $1.kind.rawValue, $1.digest) }
         plan.uploads.sort { ($0.repository, $0.uuid) < ($1.repository, $1.uuid) }

@@ -297,13 +297,16 @@ public struct StoreScanner: Sendable {
 
     /// Blobs not in `marked`, with the status of their `data` (or, without one, of their
     /// directory): what a sweep may delete. Marked blobs cost one directory entry each.
-    public func unmarkedBlobs(_ marked: DigestSet, jobs: Int) async throws -> (blobs: [(Digest, FileStatus?, hasData: Bool)], findings: [StoreFinding]) {
+    /// `present` counts every blob directory listed.
+    public func unmarkedBlobs(_ marked: DigestSet, jobs: Int) async throws -> (blobs: [(Digest, FileStatus?, hasData: Bool)], present: Int, findings: [StoreFinding]) {
         var (shards, findings) = try shardDirectories()
         let storage = storage
         var blobs: [(Digest, FileStatus?, hasData: Bool)] = []
+        var present = 0
         try await boundedForEach(shards, jobs: jobs) { algorithm, shard in
             var blobs: [(Digest, FileStatus?, hasData: Bool)] = []
             var findings: [StoreFinding] = []
+            var listed = 0
             for entry in try storage.list(shard) {
                 guard let path = shard.appending(entry.name) else { continue }
                 guard entry.kind == .directory, entry.name.hasPrefix(shard.lastComponent!),
@@ -311,6 +314,7 @@ public struct StoreScanner: Sendable {
                     findings.append(.stray(path: path, reason: "blob directory whose name is not a digest"))
                     continue
                 }
+                listed += 1
                 guard !marked.contains(digest) else { continue }
                 if let data = try storage.status(Layout.blobData(digest)) {
                     blobs.append((digest, data, true))
@@ -318,12 +322,13 @@ public struct StoreScanner: Sendable {
                     blobs.append((digest, try storage.status(path), false))
                 }
             }
-            return (blobs, findings)
+            return (blobs, listed, findings)
         } consume: { shard in
             blobs += shard.0
-            findings += shard.1
+            present += shard.1
+            findings += shard.2
         }
-        return (blobs, findings)
+        return (blobs, present, findings)
     }
 
     static func isShardName(_ name: String) -> Bool {
