@@ -64,24 +64,28 @@ public struct BackupPlanner: Sendable {
             }
         }
 
-        var links: [BackupPlan.LinkFile] = []
+        // Grouped by kind across repositories, in the order a restore places them.
+        var layerLinks: [BackupPlan.LinkFile] = []
+        var revisionLinks: [BackupPlan.LinkFile] = []
+        var historyLinks: [BackupPlan.LinkFile] = []
+        var tagLinks: [BackupPlan.LinkFile] = []
         for repository in repositories {
             findings += repository.findings.map(BackupFinding.store)
             for (digest, link) in repository.layers.sorted(by: { $0.key < $1.key })
             where includeGarbage || present.contains(link.target) {
-                links.append(.init(path: Layout.layerLink(repository.name, digest), target: link.target, modified: link.modified))
+                layerLinks.append(.init(path: Layout.layerLink(repository.name, digest), target: link.target, modified: link.modified))
             }
             for (digest, link) in repository.revisions.sorted(by: { $0.key < $1.key }) {
-                links.append(.init(path: Layout.revisionLink(repository.name, digest), target: link.target, modified: link.modified))
+                revisionLinks.append(.init(path: Layout.revisionLink(repository.name, digest), target: link.target, modified: link.modified))
             }
             for (tag, link, digest) in repository.tagHistory {
-                links.append(.init(path: Layout.tagIndexLink(repository.name, tag, digest), target: link.target, modified: link.modified))
+                historyLinks.append(.init(path: Layout.tagIndexLink(repository.name, tag, digest), target: link.target, modified: link.modified))
             }
             for (tag, link) in repository.tagCurrent {
-                links.append(.init(path: Layout.tagCurrentLink(repository.name, tag), target: link.target, modified: link.modified))
+                tagLinks.append(.init(path: Layout.tagCurrentLink(repository.name, tag), target: link.target, modified: link.modified))
             }
         }
-        links.sort { MemberRole($0.path).placementRank < MemberRole($1.path).placementRank }
+        let links = layerLinks + revisionLinks + historyLinks + tagLinks
 
         var garbage: [BackupPlan.BlobFile] = []
         var extraFiles: [StorePath] = []
