@@ -1,6 +1,8 @@
 import Archive
 import ArgumentParser
 import Foundation
+import StateDatabase
+import Operations
 import RegistryModel
 import RegistryStore
 
@@ -76,7 +78,9 @@ struct RestoreCommand: AsyncParsableCommand {
                 let chain = try ArchiveChain(try paths.map { path throws(ArchiveError) in try ArchiveReader(path: path) })
                 var options = RestoreOptions(merge: merge)
                 if !repositories.isEmpty { options.repositories = Set(repositories.compactMap { RepositoryName($0) }) }
-                result = try RestoreExecutor(target: target, options: options).restore(chain)
+                result = try await RecordedRestore(target: target, options: options, arguments: CommandLine.arguments.joined(separator: " ")).run(chain)
+            } catch let error as StateStoreError {
+                throw CommandFailure("cannot record the run in \(target)'s state database: \(error)", status: ExitStatus.failure)
             } catch let error as ArchiveError {
                 switch error {
                 case .io, .storage, .catalog, .noFullBackup:

@@ -50,5 +50,13 @@ import Testing
         #expect(metric(text, "regkeeper_backup_blobs_written") == "12")
         let size = try FileManager.default.attributesOfItem(atPath: archive)[.size] as? Int
         #expect(metric(text, "regkeeper_backup_archive_bytes") == size.map(String.init))
+
+        // Restoring changes the target store: it is a run in the target's history.
+        let target = root.appendingPathComponent("restored").path
+        let restore = try GCCommandTests.regkeeper(["restore", archive, "--root", target, "--quiet"])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        let history = try GCCommandTests.regkeeper(["history", "--json", "--root", target])
+        let runs = try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [[String: Any]]
+        #expect(runs?.compactMap { $0["command"] as? String } == ["restore"])
     }
 }

@@ -1,0 +1,38 @@
+import Archive
+import Foundation
+import RegistryStore
+import StateDatabase
+
+/// A restore changes the target store, so it is recorded in the target's run history like
+/// every other command that does.
+public struct RecordedRestore: Sendable {
+    public var target: String
+    public var options: RestoreOptions
+    public var arguments: String
+
+    public init(target: String, options: RestoreOptions, arguments: String) {
+        self.target = target
+        self.options = options
+        self.arguments = arguments
+    }
+
+    public func run(_ chain: ArchiveChain) async throws -> RestoreResult {
+        let history = try StateStore.open(at: URL(fileURLWithPath: StoreLocation(root: target).stateDatabasePath))
+        let run = try await history.beginRun(command: options.merge ? "restore --merge" : "restore", arguments: arguments)
+        let result: RestoreResult
+        do {
+            result = try RestoreExecutor(target: target, options: options).restore(chain)
+        } catch {
+            try? await history.finishRun(run, outcome: .failure, counts: [:], bytes: 0)
+            throw error
+        }
+        try await history.finishRun(
+            run, outcome: result.conflicts.isEmpty ? .success : .failure,
+            counts: [
+                "blobs": Int64(result.blobs), "links": Int64(result.links),
+                "conflicts": Int64(result.conflicts.count), "skipped": Int64(result.skipped.count),
+            ],
+            bytes: result.blobBytes)
+        return result
+    }
+}
