@@ -32,6 +32,10 @@ struct GCBench: ParsableCommand {
             try measure(siblingExecutable("regkeeper"), ["gc", "--dry-run", "--quiet", "--grace-period", "0", "--root", store])
         }
         report("gc --dry-run", peer: peer, ours: ours)
+        let statistics = try best(of: runs) {
+            try measure(siblingExecutable("regkeeper"), ["report", "--quiet", "--root", store])
+        }
+        report("report (against the peer's gc mark)", peer: peer, ours: statistics)
     }
 }
 
