@@ -277,7 +277,12 @@ public final class LocalStorage: StoreStorage {
         }
         try withParent(of: path, operation: "detach") { (parent, name) throws(StorageError) in
             guard regkeeper_rename_noreplace(parent, name, AT_FDCWD, destination) == 0 else {
-                throw Self.error("move to \(destination)", path, .current)
+                let failure = Errno.current
+                // Here EXDEV is a rename across filesystems, not a refused symlink.
+                if failure.rawValue == EXDEV {
+                    throw .system(operation: "move to \(destination) (it must be on the store's filesystem)", path: path, errno: failure)
+                }
+                throw Self.error("move to \(destination)", path, failure)
             }
         }
     }
@@ -287,8 +292,10 @@ public final class LocalStorage: StoreStorage {
         let source = directory + "/" + path.description
         try withParent(of: path, creating: true, operation: "reattach") { (parent, name) throws(StorageError) in
             guard regkeeper_rename_noreplace(AT_FDCWD, source, parent, name) == 0 else {
-                if errno == EEXIST { throw .alreadyExists(path) }
-                throw Self.error("move back from \(source)", path, .current)
+                let failure = Errno.current
+                if failure.rawValue == EEXIST { throw .alreadyExists(path) }
+                if failure.rawValue == EXDEV { throw .system(operation: "move back from \(source)", path: path, errno: failure) }
+                throw Self.error("move back from \(source)", path, failure)
             }
         }
     }

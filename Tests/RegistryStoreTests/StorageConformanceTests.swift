@@ -96,3 +96,28 @@ import Testing
         #expect(manager.fileExists(atPath: outside.appendingPathComponent("data").path))
     }
 }
+
+@Suite struct DetachTests {
+    /// A trash on another filesystem cannot take a rename: the item stays, the error says why.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/dev/shm"))) func detachAcrossFilesystemsLeavesTheItem() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-detach-\(UUID())")
+        let trash = "/dev/shm/regkeeper-trash-\(UUID())"
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer {
+            try? FileManager.default.removeItem(at: root)
+            try? FileManager.default.removeItem(atPath: trash)
+        }
+        var stat1 = stat(), stat2 = stat()
+        guard stat(root.path, &stat1) == 0, stat("/dev/shm", &stat2) == 0, stat1.st_dev != stat2.st_dev else { return }
+        let storage = try LocalStorage(root: root.path)
+        let file = StorePath(relative: "docker/registry/v2/blobs/sha256/aa/x/data")!
+        try storage.writeAtomically(file, Data("keep me".utf8), modified: nil)
+        do {
+            try storage.detach(file.parent!, into: trash)
+            Issue.record("a rename across filesystems succeeded")
+        } catch {
+            #expect(error.description.contains("must be on the store's filesystem"))
+        }
+        #expect(try storage.read(file, limit: 100) == Data("keep me".utf8))
+    }
+}
