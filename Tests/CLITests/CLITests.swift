@@ -1,4 +1,5 @@
 import Foundation
+import RegistryHarness
 import RegistryModel
 import RegistryStore
 import StateDatabase
@@ -14,18 +15,8 @@ import Testing
     }
 
     static func regkeeper(_ arguments: [String]) throws -> Run {
-        let process = Process()
-        process.executableURL = productsDirectory.appendingPathComponent("regkeeper")
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+        let output = try ProcessRunner.runBlocking(productsDirectory.appendingPathComponent("regkeeper").path, arguments, allowFailure: true)
+        return Run(status: output.status, stdout: output.stdoutText, stderr: output.stderrText)
     }
 
     /// Where SwiftPM put the executables: beside the test bundle.

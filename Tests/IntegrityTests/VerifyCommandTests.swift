@@ -1,5 +1,6 @@
 import Foundation
 import Integrity
+import RegistryHarness
 import RegistryModel
 import RegistryStore
 import StateDatabase
@@ -93,19 +94,8 @@ import Testing
 
     private func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the regkeeper executable first (swift build)")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        // Read both before waiting, so a large report cannot fill a pipe and stall the child.
-        let stderrTask = PipeReader(errors)
-        let stdout = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, stdout, stderrTask.wait())
+        let output = try ProcessRunner.runBlocking(executable, arguments, allowFailure: true)
+        return (output.status, output.stdoutText, output.stderrText)
     }
 
     private func decode(_ json: String) throws -> VerifyReport {
@@ -121,20 +111,3 @@ extension JSONDecoder {
     }
 }
 
-/// Drains a pipe on its own thread.
-final class PipeReader: @unchecked Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    private var text = ""
-
-    init(_ pipe: Pipe) {
-        Thread.detachNewThread { [self] in
-            text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            done.signal()
-        }
-    }
-
-    func wait() -> String {
-        done.wait()
-        return text
-    }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import RegistryHarness
 import TarFormat
 import Zstd
 #if canImport(Glibc)
@@ -78,23 +79,10 @@ struct CommandFailed: Error, CustomStringConvertible {
     var description: String
 }
 
+/// Runs a tool such as `tar` through the harness's process runner; a failure carries stderr.
 @discardableResult
 func run(_ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    let output = Pipe()
-    let errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    let message = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw CommandFailed(description: "\(arguments.joined(separator: " ")): \(String(decoding: message, as: UTF8.self))")
-    }
-    return String(decoding: data, as: UTF8.self)
+    try ProcessRunner.runBlocking("/usr/bin/env", arguments).stdoutText
 }
 
 func temporaryDirectory() throws -> URL {

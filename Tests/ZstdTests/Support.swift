@@ -1,4 +1,5 @@
 import Foundation
+import RegistryHarness
 import Zstd
 
 /// Deterministic bytes, so a failure reproduces: SplitMix64 for incompressible data,
@@ -72,28 +73,10 @@ func decompress(_ compressed: [UInt8], piece: Int = 7_777, readSize: Int = 100_0
     return (data, frames)
 }
 
-struct CommandFailed: Error, CustomStringConvertible {
-    var description: String
-}
-
-/// Runs a tool such as `zstd` and returns its standard output.
+/// Runs a tool such as `zstd` through the harness's process runner; a failure carries stderr.
 @discardableResult
 func run(_ arguments: [String]) throws -> Data {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    let output = Pipe()
-    let errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    let message = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw CommandFailed(description: "\(arguments.joined(separator: " ")): \(String(decoding: message, as: UTF8.self))")
-    }
-    return data
+    try ProcessRunner.runBlocking("/usr/bin/env", arguments).stdout
 }
 
 func temporaryDirectory() throws -> URL {
