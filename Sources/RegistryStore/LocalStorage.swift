@@ -120,6 +120,14 @@ public final class LocalStorage: StoreStorage {
         }
     }
 
+    private static let directoryEntryNameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+
+    /// A readdir record is only as long as its name: copying `d_name` (256 bytes) out of it
+    /// can read past the end of readdir's buffer and fault, so the name is read in place.
+    private static func name(of entry: UnsafeMutablePointer<dirent>) -> String {
+        String(cString: UnsafeRawPointer(entry).advanced(by: directoryEntryNameOffset).assumingMemoryBound(to: CChar.self))
+    }
+
     private func withDirectory<T>(
         _ path: StorePath, _ body: (Int32, [DirectoryEntry]) throws(StorageError) -> T
     ) throws(StorageError) -> T {
@@ -137,9 +145,7 @@ public final class LocalStorage: StoreStorage {
                 if errno != 0 { throw Self.error("readdir", path, .current) }
                 break
             }
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-            }
+            let name = Self.name(of: entry)
             if name == "." || name == ".." { continue }
             var kind: FileKind
             switch Int32(entry.pointee.d_type) {
@@ -356,9 +362,7 @@ public final class LocalStorage: StoreStorage {
         }
         var children: [String] = []
         while let entry = readdir(directory) {
-            let child = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-            }
+            let child = Self.name(of: entry)
             if child != "." && child != ".." { children.append(child) }
         }
         defer { closedir(directory) }
