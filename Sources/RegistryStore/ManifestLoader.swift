@@ -22,16 +22,27 @@ public final class ManifestLoader: Sendable {
     /// Distribution refuses manifests over 4 MiB; a larger "manifest" is not one.
     public static let sizeLimit = 4 << 20
 
+    private struct Loaded {
+        var result: Result<Manifest, ManifestLoadError>
+        /// Bytes read, when the blob could be read: what a report counts without a stat.
+        var byteCount: Int64?
+    }
+
     private let storage: any StoreStorage
-    private let cache = Mutex<[Digest: Result<Manifest, ManifestLoadError>]>([:])
+    private let cache = Mutex<[Digest: Loaded]>([:])
 
     public init(storage: any StoreStorage) { self.storage = storage }
 
     public func load(_ digest: Digest) -> Result<Manifest, ManifestLoadError> {
-        if let cached = cache.withLock({ $0[digest] }) { return cached }
-        let result = Self.read(storage, digest)
-        cache.withLock { $0[digest] = result }
-        return result
+        if let cached = cache.withLock({ $0[digest] }) { return cached.result }
+        let loaded = Self.read(storage, digest)
+        cache.withLock { $0[digest] = loaded }
+        return loaded.result
+    }
+
+    /// The size of a manifest blob this loader has read, parsable or not.
+    public func byteCount(of digest: Digest) -> Int64? {
+        cache.withLock { $0[digest]?.byteCount }
     }
 
     /// Drops a cached answer, so that a manifest pushed while a run is under way is read again.
@@ -39,19 +50,19 @@ public final class ManifestLoader: Sendable {
         _ = cache.withLock { $0.removeValue(forKey: digest) }
     }
 
-    private static func read(_ storage: any StoreStorage, _ digest: Digest) -> Result<Manifest, ManifestLoadError> {
+    private static func read(_ storage: any StoreStorage, _ digest: Digest) -> Loaded {
         let data: Data
         do {
             data = try storage.read(Layout.blobData(digest), limit: sizeLimit)
         } catch .notFound {
-            return .failure(.missing)
+            return Loaded(result: .failure(.missing))
         } catch {
-            return .failure(.unreadable(error.description))
+            return Loaded(result: .failure(.unreadable(error.description)))
         }
         do {
-            return .success(try Manifest(parsing: data))
+            return Loaded(result: .success(try Manifest(parsing: data)), byteCount: Int64(data.count))
         } catch {
-            return .failure(.unparsable(error))
+            return Loaded(result: .failure(.unparsable(error)), byteCount: Int64(data.count))
         }
     }
 }

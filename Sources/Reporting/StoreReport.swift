@@ -71,7 +71,8 @@ public struct StoreReporter: Sendable {
         var tagged: Int
         var children: Int
         var referrers: Int
-        var everything: Set<Digest>
+        /// Every blob the repository keeps alive, with its size when known (see `sizes`).
+        var everything: [(digest: Digest, size: Int64?)]
         var taggedOnly: Set<Digest>
         var uploads: [Upload]
         var findings: [StoreFinding]
@@ -81,7 +82,7 @@ public struct StoreReporter: Sendable {
     private struct BlobUsage {
         static let unreferenced: Int32 = -1
         static let shared: Int32 = -2
-        var size: Int64
+        var size: Int64?
         var holder: Int32 = unreferenced
     }
 
@@ -90,18 +91,14 @@ public struct StoreReporter: Sendable {
         var report = StoreReport()
         let storage = storage
 
-        // Sizes first, so that each repository's marks are folded in and dropped at once.
+        // Which blobs exist, from directory listings alone: most sizes come from the manifests
+        // that reference them, so a stat per blob would double the report's system calls.
         var blobs: [Digest: BlobUsage] = [:]
         let (shards, shardFindings) = try scanner.shardDirectories()
         report.findings = shardFindings
         try await boundedForEach(shards, jobs: jobs) { algorithm, shard in
-            try storage.list(shard, probing: "data").compactMap { probed -> (Digest, Int64)? in
-                guard let digest = Digest(algorithm: algorithm, hex: probed.entry.name), let data = probed.probe else { return nil }
-                return (digest, data.size)
-            }
-        } consume: { for (digest, size) in $0 { blobs[digest] = BlobUsage(size: size) } }
-        report.blobs = blobs.count
-        report.bytes = blobs.values.reduce(0) { $0 + $1.size }
+            try storage.list(shard).compactMap { $0.kind == .directory ? Digest(algorithm: algorithm, hex: $0.name) : nil }
+        } consume: { for digest in $0 { blobs[digest] = BlobUsage() } }
 
         let (names, repositoryFindings) = try scanner.repositories()
         report.findings += repositoryFindings
@@ -121,17 +118,20 @@ public struct StoreReporter: Sendable {
                 if manifest.subject != nil { referrers += 1 }
             }
             let revisions = Set(state.revisions.values.map(\.target))
+            let sizes = Self.sizes(of: all, loader)
             return RepositoryFacts(
                 name: name, tags: state.tags.count, revisions: state.revisions.count,
                 tagged: revisions.intersection(state.taggedManifests).count,
                 children: revisions.intersection(children).count, referrers: referrers,
-                everything: all.marked, taggedOnly: tagged.marked, uploads: state.uploads, findings: findings)
+                everything: all.marked.map { ($0, sizes[$0] ?? (try? storage.status(Layout.blobData($0)))?.size) },
+                taggedOnly: tagged.marked, uploads: state.uploads, findings: findings)
         } consume: { fact in
             let index = Int32(usages.count)
             var usage = StoreReport.RepositoryUsage(repository: fact.name, tags: fact.tags, manifests: fact.revisions, bytes: 0, exclusiveBytes: 0)
-            for digest in fact.everything {
+            for (digest, size) in fact.everything {
                 guard var blob = blobs[digest] else { continue }
-                usage.bytes += blob.size
+                if blob.size == nil { blob.size = size }
+                usage.bytes += blob.size ?? 0
                 blob.holder = blob.holder == BlobUsage.unreferenced ? index : BlobUsage.shared
                 blobs[digest] = blob
             }
@@ -154,20 +154,58 @@ public struct StoreReporter: Sendable {
             }
         }
         report.repositories = usages.count
+
+        // What no manifest sized: blobs nothing references, mostly. A directory without data
+        // is not a blob (verify reports it as stray).
+        let unsized = blobs.compactMap { $0.value.size == nil ? $0.key : nil }
+        try await boundedForEach(chunked(unsized, jobs: jobs), jobs: jobs) { chunk in
+            chunk.map { digest in (digest, Result { () throws(StorageError) in try storage.status(Layout.blobData(digest)) }) }
+        } consume: { statuses in
+            for (digest, status) in statuses {
+                switch status {
+                case .success(let found?): blobs[digest]?.size = found.size
+                case .success(nil): blobs[digest] = nil
+                case .failure(let error):
+                    blobs[digest]?.size = 0
+                    report.findings.append(.unreadable(path: Layout.blobData(digest), reason: error.description))
+                }
+            }
+        }
+
+        report.blobs = blobs.count
         let tagged = keptByTags.build()
         for (digest, blob) in blobs {
+            let size = blob.size ?? 0
+            report.bytes += size
             if blob.holder == BlobUsage.unreferenced {
                 report.reclaimable.blobs += 1
-                report.reclaimable.bytes += blob.size
+                report.reclaimable.bytes += size
             } else if blob.holder >= 0 {
-                usages[Int(blob.holder)].exclusiveBytes += blob.size
+                usages[Int(blob.holder)].exclusiveBytes += size
             }
             if !tagged.contains(digest) {
                 report.reclaimableUntagged.blobs += 1
-                report.reclaimableUntagged.bytes += blob.size
+                report.reclaimableUntagged.bytes += size
             }
         }
         report.topRepositories = Array(usages.sorted { ($0.bytes, $1.repository) > ($1.bytes, $0.repository) }.prefix(top))
         return report
+    }
+
+    /// Sizes of what a mark kept, without a stat: a manifest's from the bytes the loader read,
+    /// a config's, layer's or child's from the descriptor naming it (Distribution checks those
+    /// on push; verify reports a blob whose size differs). Schema1 layers carry no size.
+    private static func sizes(of mark: RepositoryMark, _ loader: ManifestLoader) -> [Digest: Int64] {
+        var sizes: [Digest: Int64] = [:]
+        for digest in mark.kept {
+            if let bytes = loader.byteCount(of: digest) { sizes[digest] = bytes }
+        }
+        for digest in mark.kept {
+            guard case .success(let manifest) = loader.load(digest) else { continue }
+            for descriptor in manifest.blobReferences + manifest.children where sizes[descriptor.digest] == nil {
+                if let size = descriptor.size, size >= 0 { sizes[descriptor.digest] = size }
+            }
+        }
+        return sizes
     }
 }

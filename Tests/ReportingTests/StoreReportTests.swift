@@ -54,4 +54,24 @@ import Testing
         #expect(usageB.exclusiveBytes == (try b.blobs.union(untagged.blobs).map(size).reduce(0, +)) - 1000)
         #expect(report.blobs == (try await blobDigests(in: storage)).count)
     }
+
+    /// Sizes come from descriptors where there are some; schema1 layers have none and are
+    /// stat'ed, and a blob directory without data is not counted as a blob.
+    @Test func sizesWithoutDescriptorsAreStatted() async throws {
+        let storage = InMemoryStorage()
+        let builder = StoreBuilder(storage: storage)
+        let layer = try builder.blob(layerBytes("schema1 layer", size: 4321))
+        try builder.linkLayer("legacy", layer)
+        let manifest = Data(#"{"schemaVersion":1,"name":"legacy","tag":"old","fsLayers":[{"blobSum":"\#(layer)"}],"history":[]}"#.utf8)
+        _ = try builder.manifest(manifest, in: "legacy", tag: "old")
+        let hollow = StoreBuilder.digest(of: Data("no data".utf8))
+        try storage.writeAtomically(try #require(Layout.blobDirectory(hollow).appending("stray")), Data("x".utf8), modified: nil)
+
+        let report = try await StoreReporter(storage: storage, jobs: 2).report()
+        #expect(report.blobs == 2)
+        #expect(report.bytes == 4321 + Int64(manifest.count))
+        let usage = try #require(report.topRepositories.first)
+        #expect((usage.bytes, usage.exclusiveBytes) == (4321 + Int64(manifest.count), 4321 + Int64(manifest.count)))
+        #expect(report.reclaimable.blobs == 0)
+    }
 }
