@@ -12,6 +12,9 @@ public struct StoreLocation: Sendable, Hashable {
     /// Run history and scrub state.
     public var stateDatabasePath: String { stateDirectory + "/state.db" }
 
+    /// Per-store settings (see `StoreSettings`).
+    public var settingsPath: String { stateDirectory + "/regkeeper.yaml" }
+
     public static let defaultConfigPath = "/etc/docker/registry/config.yml"
 
     public init(root: String, stateDirectory: String? = nil) {

@@ -21,7 +21,9 @@ struct GCCommand: AsyncParsableCommand {
 
             With --trash, swept items are moved (renamed) into <state-dir>/trash/run-N-… \
             instead of deleted; `regkeeper gc undo N` puts run N back. Every run purges trash \
-            older than --trash-keep.
+            older than --trash-keep. A `trash: {keepFor: 72h}` section in \
+            <state-dir>/regkeeper.yaml makes --trash the default with that window; the flags \
+            (--no-trash among them) still win.
 
             EXIT STATUS: 0 success; 1 could not run; 2 another run holds the lock; 3 refused to \
             sweep because manifests cannot be read (see --allow-broken); 4 some deletions failed.
@@ -50,16 +52,16 @@ struct GCCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write Prometheus metrics here (node_exporter textfile collector).", valueName: "file"))
     var metricsFile: String?
 
-    @Flag(name: .long, help: "Move swept items into the trash in the state directory instead of deleting them.")
-    var trash = false
+    @Flag(name: .long, inversion: .prefixedNo, help: "Move swept items into the trash in the state directory instead of deleting them (default: as regkeeper.yaml says, else no).")
+    var trash: Bool?
 
-    @Option(name: .long, help: ArgumentHelp("Purge trash older than this (every run does).", valueName: "span"))
-    var trashKeep = "72h"
+    @Option(name: .long, help: ArgumentHelp("Purge trash older than this; every run does (default: regkeeper.yaml's trash.keepFor, else 72h).", valueName: "span"))
+    var trashKeep: String?
 
     func validate() throws {
         guard TimeSpan(gracePeriod) != nil else { throw ValidationError("--grace-period: '\(gracePeriod)' is not a duration like 30m, 1h or 0") }
         guard TimeSpan(uploadMaxAge) != nil else { throw ValidationError("--upload-max-age: '\(uploadMaxAge)' is not a duration like 24h or 7d") }
-        guard TimeSpan(trashKeep) != nil else { throw ValidationError("--trash-keep: '\(trashKeep)' is not a duration like 72h") }
+        if let trashKeep, TimeSpan(trashKeep) == nil { throw ValidationError("--trash-keep: '\(trashKeep)' is not a duration like 72h") }
     }
 
     func run() async throws {
@@ -72,6 +74,12 @@ struct GCCommand: AsyncParsableCommand {
 
     private func collect() async throws {
         let location = try store.location()
+        let settings: StoreSettings
+        do {
+            settings = try StoreSettings.load(location)
+        } catch {
+            throw CommandFailure(error.description, status: ExitStatus.failure)
+        }
         let lock = try takeLock(location, dryRun ? .shared : .exclusive, wait: store.lockWait)
         defer { withExtendedLifetime(lock) {} }
         var options = GCOptions()
@@ -84,8 +92,7 @@ struct GCCommand: AsyncParsableCommand {
         var collection = CollectGarbage(
             storage: try openStorage(location), location: location, options: options, dryRun: dryRun,
             arguments: CommandLine.arguments.joined(separator: " "), metricsFile: metricsFile, reporter: timings)
-        collection.trash = trash
-        collection.trashKeepFor = TimeSpan(trashKeep)!
+        (collection.trash, collection.trashKeepFor) = settings.trashChoice(flag: trash, keepFor: trashKeep.flatMap(TimeSpan.init))
         let outcome: CollectGarbage.Outcome
         do {
             outcome = try await collection.run()

@@ -70,6 +70,45 @@ import Testing
         #expect(detail.deletions.map(\.digest) == [orphan.description])
     }
 
+    /// `trash: {keepFor}` in <state-dir>/regkeeper.yaml makes every gc trash what it sweeps;
+    /// `--no-trash` overrides it, and a bad file refuses the run before anything is touched.
+    @Test func settingsFileMakesTrashTheDefault() throws {
+        let old = old
+        var first: Digest!
+        var second: Digest!
+        let root = try Self.store { builder in
+            try builder.image("app", tag: "v1", layers: [layerBytes("a")], modified: old)
+            first = try builder.blob(layerBytes("first orphan"), modified: old)
+        }
+        let state = root.appendingPathComponent(".regkeeper")
+        let settings = state.appendingPathComponent("regkeeper.yaml")
+        let blobPath = { (digest: Digest) in root.appendingPathComponent(Layout.blobData(digest).description).path }
+        let trashRuns = { try FileManager.default.contentsOfDirectory(atPath: state.appendingPathComponent("trash").path).filter { $0.hasPrefix("run-") } }
+        try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
+
+        try "trash:\n  keepfor: 48h\n".write(to: settings, atomically: true, encoding: .utf8)
+        let refused = try Self.regkeeper(["gc", "--root", root.path])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("regkeeper.yaml:2: unknown key trash.keepfor"), "\(refused.stderr)")
+        #expect(FileManager.default.fileExists(atPath: blobPath(first)))
+
+        try "trash:\n  keepFor: 48h\n".write(to: settings, atomically: true, encoding: .utf8)
+        let trashed = try Self.regkeeper(["gc", "--root", root.path])
+        #expect(trashed.status == 0, "\(trashed.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: blobPath(first)))
+        #expect(try trashRuns().count == 1)
+        let undone = try Self.regkeeper(["gc", "undo", "--last", "--root", root.path])
+        #expect(undone.status == 0, "\(undone.stderr)")
+        #expect(FileManager.default.fileExists(atPath: blobPath(first)), "the settings' trash is the one undo reads")
+
+        second = try StoreBuilder(storage: LocalStorage(root: root.path)).blob(layerBytes("second orphan"), modified: old)
+        let deleted = try Self.regkeeper(["gc", "--no-trash", "--root", root.path])
+        #expect(deleted.status == 0, "\(deleted.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: blobPath(first)))
+        #expect(!FileManager.default.fileExists(atPath: blobPath(second)))
+        #expect(try trashRuns().isEmpty, "--no-trash deletes outright")
+    }
+
     @Test func brokenManifestRefusesWithStatus3() throws {
         let old = old
         var orphan: Digest!
