@@ -170,20 +170,23 @@ public struct Verifier: Sendable {
             bytes: statuses.reduce(0) { $0 + $1.size }, recentlyVerified: schedule.recentlyVerified)
 
         let judge = Judge(graph: graph)
+        // Without a time limit every selected blob is hashed, and the order only decides how
+        // well the last moments use the cores: largest first leaves small blobs for the tail.
+        let order = deadline == nil ? schedule.toHash.sorted { ($0.size, $1.digest) > ($1.size, $0.digest) } : schedule.toHash
         let hashStart = ContinuousClock.now
         let (hashed, _) = try await reporter.phase("hash") { () async throws -> Int in
-            try await hash(schedule.toHash, deadline: deadline, judge: judge, report: &report, emit: emit)
+            try await hash(order, deadline: deadline, judge: judge, report: &report, emit: emit)
         }
         report.hashSeconds = (ContinuousClock.now - hashStart) / .seconds(1)
-        let unhashed = schedule.deferred + schedule.toHash[hashed...]
+        let unhashed = schedule.deferred + order[hashed...]
         if !unhashed.isEmpty {
-            report.stoppedBy = hashed < schedule.toHash.count ? .timeLimit : .budget
+            report.stoppedBy = hashed < order.count ? .timeLimit : .budget
         }
         report.counts.deferred = unhashed.count
         report.counts.deferredBytes = unhashed.reduce(0) { $0 + $1.size }
 
         // Blobs not rehashed this run still get the cheap checks: sizes and manifest parsing.
-        let hashedDigests = Set(schedule.toHash[..<hashed].map(\.digest))
+        let hashedDigests = Set(order[..<hashed].map(\.digest))
         for blob in statuses.sorted(by: { $0.digest < $1.digest }) where !hashedDigests.contains(blob.digest) {
             if let finding = judge.verdict(blob, outcome: nil) { emit(finding) }
         }

@@ -23,6 +23,7 @@ public struct SilentReporter: ProgressReporter {
 
 extension ProgressReporter {
     /// Runs `body` as a named phase and returns its result with the time it took.
+    @discardableResult
     public func phase<T>(_ name: String, _ body: () async throws -> T) async rethrows -> (T, Duration) {
         phaseStarted(name)
         let clock = ContinuousClock()
