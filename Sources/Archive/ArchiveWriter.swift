@@ -8,11 +8,12 @@ import Zstd
 public struct BackupHooks: Sendable {
     /// After the snapshot is read, before any member is written.
     public var afterSnapshot: @Sendable () async throws -> Void
-    /// After each member; its argument counts members written so far.
-    public var afterMember: @Sendable (Int) async throws -> Void
+    /// After each member; its argument counts members written so far. Optional because the
+    /// archive threads must stop and wait for it after every member while one is set.
+    public var afterMember: (@Sendable (Int) async throws -> Void)?
 
     public init(afterSnapshot: @escaping @Sendable () async throws -> Void = {},
-                afterMember: @escaping @Sendable (Int) async throws -> Void = { _ in }) {
+                afterMember: (@Sendable (Int) async throws -> Void)? = nil) {
         self.afterSnapshot = afterSnapshot
         self.afterMember = afterMember
     }
@@ -53,12 +54,13 @@ public struct BackupResult: Sendable, Encodable {
 /// Writes a plan as an archive: metadata, blobs, links, index, then the index again in a
 /// skippable frame. Each blob is hashed as its bytes go into the stream; one that does not
 /// match its name is listed as excluded in the index (its header was already written), so
-/// neither a restore nor a later incremental relies on it.
+/// neither a restore nor a later incremental relies on it. The files go through
+/// `ArchivePipeline`, `jobs` threads each hashing and compressing its own frames.
 public struct ArchiveWriter: Sendable {
     public let storage: any StoreStorage
     public var level = 1
-    /// libzstd worker threads: one moves compression off the thread that reads and hashes.
-    public var workers = 1
+    /// Threads reading, hashing and compressing; each holds about two `chunkSize` buffers.
+    public var jobs = 2
     public var toolVersion: String
     public var sourceRoot: String
     public var hooks = BackupHooks()
@@ -70,12 +72,20 @@ public struct ArchiveWriter: Sendable {
         self.sourceRoot = sourceRoot
     }
 
+    /// Tar bytes per frame: large enough that per-chunk hand-offs cost nothing, small enough to
+    /// stay in cache between hashing and compressing and to lose little ratio to frame starts.
     static let chunkSize = 1 << 20
 
     public func write(_ plan: BackupPlan, to path: String) async throws -> BackupResult {
-        let output = try OutputFile(path: path)
-        let compressor = try ZstdCompressor(level: level, workers: workers, bufferSize: Self.chunkSize) { bytes in
-            try output.write(bytes)
+        let items = plan.blobsToWrite.map(ArchivePipeline.Item.blob) + plan.links.map(ArchivePipeline.Item.link)
+            + plan.extraFiles.map(ArchivePipeline.Item.extra)
+        let pipeline = ArchivePipeline(
+            storage: storage, items: items, output: try OutputFile(path: path), level: level, jobs: jobs,
+            chunkSize: Self.chunkSize, membersBefore: 1, totalBytes: plan.bytesToWrite, reporter: reporter,
+            afterMember: hooks.afterMember)
+        // Metadata and index are written here, around the pipeline's frames, in frames of their own.
+        let compressor = try ZstdCompressor(level: level, bufferSize: Self.chunkSize) { bytes in
+            try pipeline.output.value.write(bytes)
         }
         let tar = TarWriter(bufferSize: Self.chunkSize) { bytes in try compressor.write(bytes) }
         // Whole seconds: the index stores ISO 8601, and the catalog must equal what reindex reads back.
@@ -83,69 +93,21 @@ public struct ArchiveWriter: Sendable {
         let metadata = ArchiveMetadata(
             toolVersion: toolVersion, id: ArchiveID.make(at: created), createdAt: created,
             sourceRoot: sourceRoot, kind: plan.kind, chain: plan.chain, includesGarbage: !plan.garbageBlobs.isEmpty || !plan.extraFiles.isEmpty)
-        var members: [IndexedMember] = []
-        var excluded: [ExcludedBlob] = []
-        var findings = plan.findings
-        var carried = Set<Digest>()
-        var blobBytes: Int64 = 0
 
         let metadataBytes = Array(try ArchiveIndex.encoder().encode(metadata))
         try tar.addFile(ArchiveFormat.metadataMember, mtime: Self.timestamp(created), contents: metadataBytes)
-        members.append(IndexedMember(path: ArchiveFormat.metadataMember, size: UInt64(metadataBytes.count), digest: ContentHasher.digest(metadataBytes)))
+        try tar.flush()
+        try compressor.finish()
 
-        let total = plan.bytesToWrite
         reporter.phaseStarted("archive")
         let started = ContinuousClock.now
-        for blob in plan.blobsToWrite {
-            let path = Layout.blobData(blob.digest)
-            let file: any StoreReadableFile
-            do {
-                file = try storage.openForReading(path)
-            } catch {
-                findings.append(error.isNotFound
-                    ? .missingBlob(blob.digest, referencedBy: "the snapshot (gone since it was read)")
-                    : .unreadableBlob(blob.digest, reason: error.description))
-                continue
-            }
-            let size = UInt64(max(file.status.size, 0))
-            var hasher = ContentHasher(blob.digest.algorithm)
-            try tar.addFile(path.description, mtime: Self.timestamp(file.status.modified), size: size) { region in
-                let count = try file.read(into: region)
-                hasher.update(UnsafeRawBufferPointer(rebasing: region[0..<count]))
-                return count
-            }
-            let actual = hasher.finalize()
-            members.append(IndexedMember(path: path.description, size: size, digest: actual))
-            if actual == blob.digest {
-                carried.insert(blob.digest)
-            } else {
-                excluded.append(ExcludedBlob(digest: blob.digest, actual: actual))
-                findings.append(.corruptBlob(blob.digest, actual: actual))
-            }
-            blobBytes += Int64(size)
-            reporter.progress("archive", done: blobBytes, total: total, unit: .bytes)
-            try await hooks.afterMember(members.count)
-        }
-        for link in plan.links {
-            let content = Array(link.target.description.utf8)
-            try tar.addFile(link.path.description, mtime: Self.timestamp(link.modified), contents: content)
-            members.append(IndexedMember(path: link.path.description, size: UInt64(content.count), digest: ContentHasher.digest(content)))
-            try await hooks.afterMember(members.count)
-        }
-        for path in plan.extraFiles {
-            guard let file = try? storage.openForReading(path) else { continue }  // an upload finished meanwhile
-            var hasher = ContentHasher()
-            let size = UInt64(max(file.status.size, 0))
-            try tar.addFile(path.description, mtime: Self.timestamp(file.status.modified), size: size) { region in
-                let count = try file.read(into: region)
-                hasher.update(UnsafeRawBufferPointer(rebasing: region[0..<count]))
-                return count
-            }
-            members.append(IndexedMember(path: path.description, size: size, digest: hasher.finalize()))
-        }
+        var outcome = try await pipeline.run()
         reporter.phaseFinished("archive", elapsed: ContinuousClock.now - started)
+        pipeline.output.value.syncAhead()
+        outcome.members.insert(IndexedMember(path: ArchiveFormat.metadataMember, size: UInt64(metadataBytes.count),
+                                             digest: ContentHasher.digest(metadataBytes)), at: 0)
 
-        let index = Self.index(plan, metadata: metadata, members: members, excluded: excluded, carried: carried)
+        let index = Self.index(plan, metadata: metadata, members: outcome.members, excluded: outcome.excluded, carried: outcome.carried)
         let indexBytes = try ArchiveIndex.encoder().encode(index)
         try tar.addFile(ArchiveFormat.indexMember, mtime: Self.timestamp(created), contents: Array(indexBytes))
         try tar.finish()
@@ -154,11 +116,12 @@ public struct ArchiveWriter: Sendable {
         toc.append(contentsOf: ArchiveFormat.tocMagic)
         try toc.withUnsafeBytes { try compressor.writeSkippableFrame($0) }
         try compressor.finish()
+        let output = pipeline.output.value
         try output.commit()
         return BackupResult(
             path: output.finalPath, index: index, archiveBytes: output.bytesWritten,
-            blobsWritten: carried.count, blobBytesWritten: blobBytes, linksWritten: plan.links.count,
-            inheritedBlobs: plan.inherited.count, findings: findings)
+            blobsWritten: outcome.carried.count, blobBytesWritten: outcome.blobBytes, linksWritten: plan.links.count,
+            inheritedBlobs: plan.inherited.count, findings: plan.findings + outcome.findings)
     }
 
     private static func index(_ plan: BackupPlan, metadata: ArchiveMetadata, members: [IndexedMember],

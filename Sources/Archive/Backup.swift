@@ -39,6 +39,7 @@ public struct Backup: Sendable {
         try await hooks.afterSnapshot()
         var writer = ArchiveWriter(storage: storage, toolVersion: toolVersion, sourceRoot: sourceRoot)
         writer.level = level
+        writer.jobs = jobs
         writer.hooks = hooks
         writer.reporter = reporter
         let result = try await writer.write(plan, to: output)

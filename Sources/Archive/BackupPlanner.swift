@@ -38,8 +38,8 @@ public struct BackupPlanner: Sendable {
         let loader = ManifestLoader(storage: storage)
         var needed: [RepositoryName: Set<Digest>] = [:]
         var allNeeded = Set<Digest>()
-        for repository in repositories {
-            let (blobs, walkFindings) = Self.walk(repository, loader)
+        let walks = try await boundedMap(repositories, jobs: jobs) { repository in Self.walk(repository, loader) }
+        for (repository, (blobs, walkFindings)) in zip(repositories, walks) {
             needed[repository.name] = blobs
             allNeeded.formUnion(blobs)
             findings += walkFindings

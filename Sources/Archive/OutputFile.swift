@@ -1,5 +1,6 @@
 internal import CSystemShims
 import Foundation
+import Synchronization
 import RegistryStore
 
 /// An archive being written under a temporary name beside its final one. Only `commit`
@@ -10,6 +11,7 @@ final class OutputFile {
     let temporaryPath: String
     private var descriptor: Int32
     private(set) var bytesWritten: UInt64 = 0
+    private let ahead = SyncAhead()
 
     init(path: String) throws(ArchiveError) {
         let url = URL(fileURLWithPath: path)
@@ -24,6 +26,7 @@ final class OutputFile {
     }
 
     deinit {
+        ahead.running.wait()
         if descriptor >= 0 {
             close(descriptor)
             unlink(temporaryPath)
@@ -57,7 +60,24 @@ final class OutputFile {
         bytesWritten += UInt64(bytes.count)
     }
 
+    /// Starts an fsync of what is written so far on a thread of its own, so that the device
+    /// writes the bulk of the archive while the caller still builds its end (the index);
+    /// `commit` then syncs the whole file again, cheaply.
+    func syncAhead() {
+        let descriptor = descriptor
+        let ahead = ahead
+        ahead.running.enter()
+        Thread.detachNewThread {
+            if fsync(descriptor) != 0 { ahead.failure.withLock { $0 = .current } }
+            ahead.running.leave()
+        }
+    }
+
     func commit() throws(ArchiveError) {
+        ahead.running.wait()
+        // Linux reports a writeback error once per open file: if the early fsync got it, the
+        // second would not, so it counts as the commit's own.
+        if let failure = ahead.failure.withLock({ $0 }) { throw .io(path: temporaryPath, operation: "fsync", errno: failure) }
         guard fsync(descriptor) == 0 else { throw .io(path: temporaryPath, operation: "fsync", errno: .current) }
         close(descriptor)
         descriptor = -1
@@ -73,4 +93,11 @@ final class OutputFile {
             close(directory)
         }
     }
+}
+
+/// The state of `OutputFile.syncAhead`, shared with its thread.
+private final class SyncAhead: Sendable {
+    /// Entered while the thread runs; the descriptor stays open until then.
+    let running = DispatchGroup()
+    let failure = Mutex<Errno?>(nil)
 }

@@ -38,6 +38,7 @@ public enum ProcessRunner {
     /// - Parameter timeout: the child is sent SIGTERM, then SIGKILL, once this many seconds pass.
     /// - Throws: `ProcessError.nonZeroExit` unless `allowFailure`, so callers that only care about
     ///   success need no status check; pass `allowFailure` to inspect a failing run's output.
+    @discardableResult
     public static func runBlocking(
         _ executable: String,
         _ arguments: [String],

@@ -42,9 +42,9 @@ public struct StorePath: Hashable, Sendable, Comparable, CustomStringConvertible
 
     /// Parses a relative path such as an archive member name; nil if any part could escape.
     public init?(relative text: some StringProtocol) {
-        let parts = text.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
-        guard !parts.isEmpty, parts.allSatisfy(Self.isValidComponent), !text.hasPrefix("/") else { return nil }
-        components = parts.map { String($0) }
+        let parts: [String] = text.split(separator: "/", omittingEmptySubsequences: true).map { String($0) }.filter { $0 != "." }
+        guard !parts.isEmpty, parts.allSatisfy({ Self.isValidComponent($0) }), !text.hasPrefix("/") else { return nil }
+        components = parts
     }
 
     public static func < (lhs: StorePath, rhs: StorePath) -> Bool {

@@ -19,6 +19,9 @@ public final class TarWriter {
     /// Offset in the tar stream at which the next member's headers start.
     public var offset: UInt64 { flushed + UInt64(used) }
 
+    /// Bytes gathered since the last flush; the sink is called only once they fill the buffer.
+    public var bufferedBytes: Int { used }
+
     /// - Parameter bufferSize: rounded up to whole 512-byte blocks; it is the largest chunk the
     ///   sink receives and content callbacks are asked to fill.
     public init(bufferSize: Int = 1 << 20, sink: @escaping Sink) {
@@ -39,18 +42,30 @@ public final class TarWriter {
     /// `TarError.contentShorterThanDeclared`; bytes beyond `size` are never asked for.
     public func addFile(_ path: String, mode: UInt32 = 0o644, mtime: TarTimestamp, size: UInt64,
                         content: (UnsafeMutableRawBufferPointer) throws -> Int) throws {
-        let member = try putHeaders(path: path, typeflag: TarHeader.TypeFlag.regular, mode: mode, mtime: mtime, size: size)
-        var written: UInt64 = 0
-        while written < size {
+        try addFilePart(path, mode: mode, mtime: mtime, size: size, range: 0..<size, content: content)
+    }
+
+    /// Adds the bytes `range` of a regular file of `size` bytes: its headers only if the range
+    /// starts at 0, the padding to a whole block only if it ends at `size`. Writers whose outputs
+    /// are concatenated in order can so split one large file between them and be archived in
+    /// parallel; `content` behaves as for `addFile`.
+    public func addFilePart(_ path: String, mode: UInt32 = 0o644, mtime: TarTimestamp, size: UInt64, range: Range<UInt64>,
+                            content: (UnsafeMutableRawBufferPointer) throws -> Int) throws {
+        precondition(range.upperBound <= size, "part \(range) of a \(size)-byte file")
+        let member = range.lowerBound == 0
+            ? try putHeaders(path: path, typeflag: TarHeader.TypeFlag.regular, mode: mode, mtime: mtime, size: size)
+            : path
+        var written = range.lowerBound
+        while written < range.upperBound {
             if used == buffer.count { try flush() }
-            let want = Int(min(UInt64(buffer.count - used), size - written))
+            let want = Int(min(UInt64(buffer.count - used), range.upperBound - written))
             let n = try content(UnsafeMutableRawBufferPointer(rebasing: buffer[used..<(used + want)]))
             precondition(n >= 0 && n <= want, "content callback returned \(n) for a \(want)-byte region")
             if n == 0 { throw TarError.contentShorterThanDeclared(member: member, declared: size, written: written) }
             used += n
             written += UInt64(n)
         }
-        padToBlock()
+        if range.upperBound == size { padToBlock() }
     }
 
     /// Adds a regular file held in memory, such as a manifest or a link file.

@@ -101,3 +101,42 @@ import Testing
         }
     }
 }
+
+/// The archive threads split large files between chunks and hand each chunk's hashing on in
+/// order: whatever the number of threads, every file restores whole and a blob damaged in a
+/// later chunk is still caught.
+@Suite struct PipelineTests {
+    @Test(arguments: [1, 2, 3])
+    func filesSplitBetweenChunksHashAndRestoreWhole(jobs: Int) async throws {
+        try await withDirectory { directory in
+            let root = directory.appendingPathComponent("source")
+            try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+            let storage = try LocalStorage(root: root.path)
+            let builder = StoreBuilder(storage: storage)
+            let sizes = [3 << 20 + 17, 1 << 20, 5, 2 << 20 - 512]
+            let layers = sizes.enumerated().map { layerBytes("split-\($0.offset)", size: $0.element) }
+            let image = try builder.image("big/app", tag: "v1", layers: layers)
+            let small = try (0..<40).map { try builder.image("small/app", tag: Tag("t\($0)")!, layers: [layerBytes("s\($0)")]) }
+            let damaged = image.layers[0]
+            var bytes = try storage.read(Layout.blobData(damaged), limit: 8 << 20)
+            bytes[(2 << 20) + 100] ^= 0x01
+            try storage.writeAtomically(Layout.blobData(damaged), bytes, modified: nil)
+
+            var writer = ArchiveWriter(storage: storage, toolVersion: "test", sourceRoot: root.path)
+            writer.jobs = jobs
+            let archive = directory.appendingPathComponent("full.tar.zst")
+            let result = try await writer.write(try await BackupPlanner(storage: storage).plan(), to: archive.path)
+            #expect(result.index.excluded.map(\.digest) == [damaged])
+            #expect(ArchiveVerifier().verify([archive.path]).isValid)
+
+            let target = directory.appendingPathComponent("target")
+            _ = try restore([archive], into: target)
+            for blob in Array(image.blobs) + small.flatMap(\.blobs) where blob != damaged {
+                let restored = try Data(contentsOf: target.appendingPathComponent(Layout.blobData(blob).description))
+                #expect(try restored == storage.read(Layout.blobData(blob), limit: 8 << 20), "\(blob)")
+            }
+            let (status, _) = try run("/usr/bin/tar", ["--zstd", "-tf", archive.path])
+            #expect(status == 0, "GNU tar reads the concatenated frames")
+        }
+    }
+}

@@ -31,7 +31,10 @@ import Testing
         _ = try GCCommandTests.regkeeper(["gc", "--delete-untagged", "--grace-period", "0", "--quiet", "--root", timed.path])
         let (seconds, attoseconds) = (clock.now - started).components
         let full = Double(seconds) + Double(attoseconds) / 1e18
-        for delay in [0.3, 0.5, 0.7, 0.85].map({ $0 * full }) {
+
+        /// Kills a run on a fresh copy after `delay`, checks the store serves every tag before
+        /// and after a rerun, and returns how many blobs the killed run left.
+        func killAndRerun(after delay: Double) async throws -> Int {
             let copy = directory.appendingPathComponent("kill-\(delay)")
             try ProcessRunner.runBlocking("/bin/cp", ["-a", source.path, copy.path])
             let arguments = ["gc", "--delete-untagged", "--grace-period", "0", "--upload-max-age", "0", "--quiet", "--root", copy.path]
@@ -43,7 +46,6 @@ import Testing
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             let left = try await blobDigests(in: LocalStorage(root: copy.path)).count
-            if left > expected.count, left < before { killedMidSweep += 1 }
 
             let served = try await RegistryServer.start(root: copy)
             defer { served.stop() }
@@ -56,6 +58,19 @@ import Testing
                 try await Skopeo.pull(server: served, repository: repository, reference: tag)
             }
             #expect(try await blobDigests(in: LocalStorage(root: copy.path)) == expected, "killed after \(delay) s")
+            return left
+        }
+
+        var (early, late) = (0.0, full)
+        for delay in [0.3, 0.5, 0.7, 0.85].map({ $0 * full }) {
+            let left = try await killAndRerun(after: delay)
+            if left == before { early = max(early, delay) } else if left <= expected.count { late = min(late, delay) } else { killedMidSweep += 1 }
+        }
+        // One run's length only estimates the next: narrow in on the sweep until a kill lands in it.
+        for _ in 0..<6 where killedMidSweep == 0 {
+            let delay = (early + late) / 2
+            let left = try await killAndRerun(after: delay)
+            if left == before { early = delay } else if left <= expected.count { late = delay } else { killedMidSweep += 1 }
         }
         #expect(killedMidSweep > 0, "no kill landed inside the sweep: the store is too small for these delays")
     }
