@@ -30,14 +30,17 @@ public final class StoreLock: Sendable {
 
     /// Takes the lock, failing at once when another run holds it, or waiting up to `wait`.
     public init(stateDirectory: String, mode: Mode, command: String, wait: Duration = .zero) throws(Error) {
-        path = stateDirectory + "/lock"
-        note = path + ".\(getpid())"
+        // Everything is decided in locals: once every stored property is set, a throw would run
+        // deinit, which would close the descriptor a second time (by then perhaps another
+        // thread's file) and remove the note of another holder in this process.
+        let path = stateDirectory + "/lock"
+        let note = path + ".\(getpid())"
         do {
             try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         } catch {
             throw .unavailable(path: path, reason: "\(error)")
         }
-        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard descriptor >= 0 else { throw .unavailable(path: path, reason: Errno.current.description) }
         let operation = (mode == .exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB
         let deadline = ContinuousClock.now + wait
@@ -53,6 +56,9 @@ public final class StoreLock: Sendable {
             }
             usleep(100_000)
         }
+        self.path = path
+        self.note = note
+        self.descriptor = descriptor
         let since = ISO8601DateFormatter().string(from: Date())
         let kind = mode == .exclusive ? "exclusive" : "shared"
         try? "pid \(getpid()), \(command), \(kind) since \(since)".write(toFile: note, atomically: true, encoding: .utf8)

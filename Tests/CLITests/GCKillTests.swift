@@ -67,7 +67,7 @@ import Testing
             if left == before { early = max(early, delay) } else if left <= expected.count { late = min(late, delay) } else { killedMidSweep += 1 }
         }
         // One run's length only estimates the next: narrow in on the sweep until a kill lands in it.
-        for _ in 0..<6 where killedMidSweep == 0 {
+        for _ in 0..<10 where killedMidSweep == 0 {
             let delay = (early + late) / 2
             let left = try await killAndRerun(after: delay)
             if left == before { early = delay } else if left <= expected.count { late = delay } else { killedMidSweep += 1 }

@@ -105,6 +105,19 @@ import Testing
         withExtendedLifetime((reader, second)) {}
     }
 
+    /// A refused lock must leave the holder alone: its descriptor closed once and the holder's
+    /// note kept (a refusal used to run deinit, which closed the descriptor a second time,
+    /// perhaps another thread's file by then, and deleted the holder's note).
+    @Test func refusalLeavesTheHolderAndItsNoteAlone() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-lock-\(UUID())").path
+        let holder = try StoreLock(stateDirectory: directory, mode: .exclusive, command: "regkeeper gc")
+        let note = directory + "/lock.\(getpid())"
+        #expect(FileManager.default.fileExists(atPath: note))
+        #expect(throws: StoreLock.Error.self) { try StoreLock(stateDirectory: directory, mode: .shared, command: "regkeeper report") }
+        #expect(FileManager.default.fileExists(atPath: note), "the holder's note survives a refused run")
+        withExtendedLifetime(holder) {}
+    }
+
     @Test func staleNotesOfDeadProcessesAreIgnored() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-lock-\(UUID())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
