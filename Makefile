@@ -30,6 +30,7 @@ bench: deps
 	.build/release/regkeeper-bench gc
 	.build/release/regkeeper-bench retain
 	.build/release/regkeeper-bench verify
+	.build/release/regkeeper-bench backup
 
 clean:
 	rm -rf .build
