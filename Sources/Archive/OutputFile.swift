@@ -57,8 +57,20 @@ final class OutputFile {
             }
             done += count
         }
+        let before = bytesWritten
         bytesWritten += UInt64(bytes.count)
+        let step = Self.writebackStep
+        if bytesWritten / step != before / step {
+            // Best effort: commit's fsync is what makes the archive durable.
+            let end = bytesWritten / step * step
+            _ = regkeeper_start_writeback(descriptor, Int64(end - step), Int64(step))
+        }
     }
+
+    /// The device writes the archive while the threads still hash and compress, instead of
+    /// all of it during the final fsync; measured on the backup benchmark, 1.17–1.23 s instead
+    /// of 1.24–1.41 s (32 and 128 MiB steps did the same).
+    private static let writebackStep: UInt64 = 64 << 20
 
     /// Starts an fsync of what is written so far on a thread of its own, so that the device
     /// writes the bulk of the archive while the caller still builds its end (the index);

@@ -68,3 +68,7 @@ int regkeeper_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, 
 int regkeeper_syncfs(int fd) {
     return syncfs(fd);
 }
+
+int regkeeper_start_writeback(int fd, long long offset, long long count) {
+    return sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE);
+}

@@ -44,15 +44,18 @@ struct BackupBench: ParsableCommand {
 
         let tarBackup = try best(of: runs) {
             try? fileManager.removeItem(atPath: theirs)
+            settle()
             return try measure("/usr/bin/tar", ["-C", store.path, "-I", "zstd -1 -T\(cores)", "-cf", theirs, "docker"])
         }
         let ourBackup = try best(of: runs) {
             try? fileManager.removeItem(atPath: ours)
+            settle()
             return try measure(regkeeper, ["backup", "--root", store.path, "--output", ours, "--catalog", base.appendingPathComponent("catalog").path, "--quiet"])
         }
         // regkeeper fsyncs its archive before naming it; tar leaves it in the page cache.
         let durableTarBackup = try best(of: runs) {
             try? fileManager.removeItem(atPath: theirs)
+            settle()
             return try measure("/bin/sh", ["-c", "tar -C '\(store.path)' -I 'zstd -1 -T\(cores)' -cf '\(theirs)' docker && sync '\(theirs)'"])
         }
         report("backup (\(size(store.path)))", peer: tarBackup, ours: ourBackup)
@@ -61,21 +64,31 @@ struct BackupBench: ParsableCommand {
 
         let tarRestore = try best(of: runs) {
             try? fileManager.removeItem(atPath: tarTarget)
+            settle()
             try fileManager.createDirectory(atPath: tarTarget, withIntermediateDirectories: true)
             return try measure("/usr/bin/tar", ["--zstd", "-xf", theirs, "-C", tarTarget])
         }
         let ourRestore = try best(of: runs) {
             try? fileManager.removeItem(atPath: ourTarget)
+            settle()
             return try measure(regkeeper, ["restore", ours, "--root", ourTarget, "--quiet"])
         }
         // regkeeper syncs the restored files before moving them into place; tar does not.
         let durableTarRestore = try best(of: runs) {
             try? fileManager.removeItem(atPath: tarTarget)
+            settle()
             try fileManager.createDirectory(atPath: tarTarget, withIntermediateDirectories: true)
             return try measure("/bin/sh", ["-c", "tar --zstd -xf '\(theirs)' -C '\(tarTarget)' && sync -f '\(tarTarget)'"])
         }
         report("restore (regkeeper verifies every digest, tar none)", peer: tarRestore, ours: ourRestore)
         report("restore vs tar + syncfs of the target", peer: durableTarRestore, ours: ourRestore)
+    }
+
+    /// Every timed run starts with nothing dirty in the page cache: otherwise the previous
+    /// run's unwritten archive or tree (tar never syncs) is flushed during the next run and
+    /// slows whichever tool comes after it.
+    private func settle() {
+        sync()
     }
 
     private func size(_ path: String) -> String {

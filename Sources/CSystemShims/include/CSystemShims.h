@@ -19,4 +19,7 @@ int regkeeper_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, 
 /// syncfs(2): flushes the filesystem holding `fd` in one call (a restore's staging area).
 int regkeeper_syncfs(int fd);
 
+/// sync_file_range(2) with SYNC_FILE_RANGE_WRITE: starts writeback of a range and returns.
+int regkeeper_start_writeback(int fd, long long offset, long long count);
+
 #endif
