@@ -28,20 +28,7 @@ public final class ZstdCompressor {
     ///
     /// Content checksums are always on, so a flipped byte is reported as corruption on reading.
     public init(level: Int = 3, workers: Int = 0, bufferSize: Int = 1 << 20, sink: @escaping Sink) throws(ZstdError) {
-        guard let context = ZSTD_createCCtx() else {
-            throw .library(operation: "ZSTD_createCCtx", message: "out of memory")
-        }
-        do {
-            try ZstdError.check(ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(clamping: level)),
-                                "setting compression level \(level)")
-            try ZstdError.check(ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1), "enabling checksums")
-            try ZstdError.check(ZSTD_CCtx_setParameter(context, ZSTD_c_nbWorkers, Int32(clamping: workers)),
-                                "setting \(workers) workers")
-        } catch {
-            ZSTD_freeCCtx(context)
-            throw error
-        }
-        self.context = context
+        context = try makeCompressionContext(level: level, workers: workers)
         self.output = .allocate(byteCount: max(bufferSize, ZSTD_CStreamOutSize()), alignment: 64)
         self.sink = sink
     }
@@ -133,18 +120,7 @@ public final class ZstdFrameEncoder {
 
     /// Content checksums are on, as with `ZstdCompressor`.
     public init(level: Int) throws(ZstdError) {
-        guard let context = ZSTD_createCCtx() else {
-            throw .library(operation: "ZSTD_createCCtx", message: "out of memory")
-        }
-        do {
-            try ZstdError.check(ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(clamping: level)),
-                                "setting compression level \(level)")
-            try ZstdError.check(ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1), "enabling checksums")
-        } catch {
-            ZSTD_freeCCtx(context)
-            throw error
-        }
-        self.context = context
+        context = try makeCompressionContext(level: level, workers: 0)
     }
 
     deinit { ZSTD_freeCCtx(context) }
@@ -158,4 +134,25 @@ public final class ZstdFrameEncoder {
         try ZstdError.check(size, "ZSTD_compress2")
         return size
     }
+}
+
+/// A compression context with checksums on, so a flipped byte is reported on reading; the
+/// caller owns it and frees it with `ZSTD_freeCCtx`.
+private func makeCompressionContext(level: Int, workers: Int) throws(ZstdError) -> OpaquePointer {
+    guard let context = ZSTD_createCCtx() else {
+        throw .library(operation: "ZSTD_createCCtx", message: "out of memory")
+    }
+    do {
+        try ZstdError.check(ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(clamping: level)),
+                            "setting compression level \(level)")
+        try ZstdError.check(ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1), "enabling checksums")
+        if workers > 0 {
+            try ZstdError.check(ZSTD_CCtx_setParameter(context, ZSTD_c_nbWorkers, Int32(clamping: workers)),
+                                "setting \(workers) workers")
+        }
+    } catch {
+        ZSTD_freeCCtx(context)
+        throw error
+    }
+    return context
 }
