@@ -1,21 +1,30 @@
 internal import CSystemShims
+import Dispatch
 import Foundation
 import RegistryStore
+import Synchronization
 import TarFormat
 
 /// A directory beside the target store (`<root>/.regkeeper-restore-<id>`, same filesystem)
 /// where a restore lays out files as `<staging>/docker/registry/v2/…`. Nothing in the target's
 /// `docker/` changes until every member has been written and checked; then the tree is
 /// renamed into place whole, or, for `--merge`, file by file in placement order.
+///
+/// The files are written by a thread of the staging area's own, in the order asked, so that
+/// creating and filling them (the larger half of a restore's CPU, in the kernel) runs while the
+/// caller decompresses and hashes the next members. A write error is thrown by a later call.
 final class StagingArea {
     static let prefix = ".regkeeper-restore-"
     let root: String
-    private var createdDirectories: Set<String> = []
+    private let writer: StagingWriter
 
     init(target: String) throws(ArchiveError) {
         root = target + "/" + Self.prefix + "\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         guard mkdir(root, 0o755) == 0 else { throw .io(path: root, operation: "mkdir", errno: .current) }
+        writer = StagingWriter(root: root)
     }
+
+    deinit { _ = try? writer.finish() }
 
     /// Staging directories of restores that died; callers hold the target's exclusive lock.
     static func removeAbandoned(in target: String) {
@@ -28,50 +37,181 @@ final class StagingArea {
     func path(_ storePath: StorePath) -> String { root + "/" + storePath.description }
 
     /// Creates the file (never replacing one: member paths are unique in a valid archive),
-    /// fills it through `content`, sets its mtime.
+    /// fills it with what `content` hands its sink, sets its mtime.
     func write(_ storePath: StorePath, mtime: TarTimestamp,
                content: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
-        let full = path(storePath)
-        try makeParents(of: storePath)
-        let descriptor = open(full, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw ArchiveError.io(path: full, operation: "create", errno: .current) }
-        defer { close(descriptor) }
-        try content { chunk in
-            var done = 0
-            while done < chunk.count {
-                let n = Foundation.write(descriptor, chunk.baseAddress! + done, chunk.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw ArchiveError.io(path: full, operation: "write", errno: .current)
-                }
-                done += n
-            }
-        }
-        var times = [timespec(tv_sec: Int(mtime.seconds), tv_nsec: Int(mtime.nanoseconds)),
-                     timespec(tv_sec: Int(mtime.seconds), tv_nsec: Int(mtime.nanoseconds))]
-        guard futimens(descriptor, &times) == 0 else { throw ArchiveError.io(path: full, operation: "set times", errno: .current) }
+        try writer.create(storePath, mtime: mtime)
+        try content { chunk in writer.append(chunk) }
+        writer.close()
     }
 
-    private func makeParents(of storePath: StorePath) throws(ArchiveError) {
-        var current = root
-        for component in storePath.components.dropLast() {
-            current += "/" + component
-            if createdDirectories.contains(current) { continue }
-            if mkdir(current, 0o755) != 0, errno != EEXIST { throw .io(path: current, operation: "mkdir", errno: .current) }
-            createdDirectories.insert(current)
-        }
-    }
-
-    /// One `syncfs` makes every staged file durable before anything is moved into place,
-    /// instead of an fsync per file.
+    /// Waits for every staged file, then makes them durable with one `syncfs` before anything
+    /// is moved into place, instead of an fsync per file.
     func sync() throws(ArchiveError) {
-        let descriptor = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        try writer.finish()
+        let descriptor = open(root, O_RDONLY | O_CLOEXEC | O_DIRECTORY)
         guard descriptor >= 0 else { throw .io(path: root, operation: "open", errno: .current) }
         defer { close(descriptor) }
         guard regkeeper_syncfs(descriptor) == 0 else { throw .io(path: root, operation: "syncfs", errno: .current) }
     }
 
+    /// Stops the writer first: no file may appear in the tree after it is removed.
     func remove() {
+        _ = try? writer.finish()
         try? FileManager.default.removeItem(atPath: root)
+    }
+}
+
+/// The staging area's writing thread and the bounded ring of commands it works through.
+/// Command `k` lives in ring slot `k % slots` with its own buffer; the producer takes a ticket
+/// before filling a slot and the writer returns it when done, so at most `slots` commands are
+/// in flight and a slot is never refilled before the writer has finished with it. The
+/// semaphores order every access to the ring, which is why it needs no lock.
+private final class StagingWriter: @unchecked Sendable {
+    private enum Command {
+        case create(StorePath, TarTimestamp)
+        case write(count: Int)
+        case close
+        case stop
+    }
+
+    private static let slots = 32
+    private static let slotSize = 256 << 10
+
+    private let root: String
+    private let commands: UnsafeMutablePointer<Command>
+    private let buffers: UnsafeMutableRawBufferPointer
+    private let tickets = DispatchSemaphore(value: 0)
+    private let ready = DispatchSemaphore(value: 0)
+    private let stopped = DispatchSemaphore(value: 0)
+    private let failure = Mutex<ArchiveError?>(nil)
+    /// The producer's count of commands sent, and whether `stop` was among them.
+    private var sent = 0
+    private var finished = false
+
+    init(root: String) {
+        self.root = root
+        commands = .allocate(capacity: Self.slots)
+        commands.initialize(repeating: .close, count: Self.slots)
+        buffers = .allocate(byteCount: Self.slots * Self.slotSize, alignment: 4096)
+        // Created at 0 and signalled up: libdispatch refuses to free a semaphore left below
+        // its initial value.
+        for _ in 0..<Self.slots { tickets.signal() }
+        let thread = Thread { [self] in run() }
+        thread.name = "regkeeper-restore-writer"
+        thread.start()
+    }
+
+    deinit {
+        commands.deinitialize(count: Self.slots)
+        commands.deallocate()
+        buffers.deallocate()
+    }
+
+    func create(_ path: StorePath, mtime: TarTimestamp) throws(ArchiveError) {
+        if let error = failure.withLock({ $0 }) { throw error }
+        send(.create(path, mtime))
+    }
+
+    func append(_ chunk: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < chunk.count {
+            let count = min(Self.slotSize, chunk.count - offset)
+            send(.write(count: count)) { slot in
+                slot.copyMemory(from: UnsafeRawBufferPointer(rebasing: chunk[offset..<(offset + count)]))
+            }
+            offset += count
+        }
+    }
+
+    func close() { send(.close) }
+
+    /// Waits until every command sent is done; throws the first error met. Safe to call again.
+    func finish() throws(ArchiveError) {
+        if !finished {
+            send(.stop)
+            finished = true
+            stopped.wait()
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
+    }
+
+    private func send(_ command: Command, fill: (UnsafeMutableRawBufferPointer) -> Void = { _ in }) {
+        precondition(!finished, "staging writer used after finish")
+        tickets.wait()
+        let slot = sent % Self.slots
+        fill(UnsafeMutableRawBufferPointer(rebasing: buffers[(slot * Self.slotSize)..<((slot + 1) * Self.slotSize)]))
+        commands[slot] = command
+        sent += 1
+        ready.signal()
+    }
+
+    private func run() {
+        var createdDirectories: Set<String> = []
+        var descriptor: Int32 = -1
+        var path = ""
+        var mtime = TarTimestamp(seconds: 0, nanoseconds: 0)
+        var failed = false
+        func fail(_ error: ArchiveError) {
+            failed = true
+            failure.withLock { if $0 == nil { $0 = error } }
+        }
+        var done = 0
+        while true {
+            ready.wait()
+            let slot = done % Self.slots
+            let command = commands[slot]
+            done += 1
+            switch command {
+            case .create(let storePath, let time):
+                guard !failed else { break }
+                path = root + "/" + storePath.description
+                mtime = time
+                do throws(ArchiveError) {
+                    try Self.makeParents(of: storePath, under: root, created: &createdDirectories)
+                } catch {
+                    fail(error)
+                    break
+                }
+                descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+                if descriptor < 0 { fail(.io(path: path, operation: "create", errno: .current)) }
+            case .write(let count):
+                guard !failed, descriptor >= 0 else { break }
+                var written = 0
+                let base = buffers.baseAddress! + slot * Self.slotSize
+                while written < count {
+                    let n = Foundation.write(descriptor, base + written, count - written)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        fail(.io(path: path, operation: "write", errno: .current))
+                        break
+                    }
+                    written += n
+                }
+            case .close:
+                guard descriptor >= 0 else { break }
+                var times = [timespec(tv_sec: Int(mtime.seconds), tv_nsec: Int(mtime.nanoseconds)),
+                             timespec(tv_sec: Int(mtime.seconds), tv_nsec: Int(mtime.nanoseconds))]
+                if !failed, futimens(descriptor, &times) != 0 { fail(.io(path: path, operation: "set times", errno: .current)) }
+                Foundation.close(descriptor)
+                descriptor = -1
+            case .stop:
+                if descriptor >= 0 { Foundation.close(descriptor) }
+                tickets.signal()
+                stopped.signal()
+                return
+            }
+            tickets.signal()
+        }
+    }
+
+    private static func makeParents(of storePath: StorePath, under root: String, created: inout Set<String>) throws(ArchiveError) {
+        var current = root
+        for component in storePath.components.dropLast() {
+            current += "/" + component
+            if created.contains(current) { continue }
+            if mkdir(current, 0o755) != 0, errno != EEXIST { throw .io(path: current, operation: "mkdir", errno: .current) }
+            created.insert(current)
+        }
     }
 }

@@ -76,6 +76,29 @@ import Zstd
         }
     }
 
+    /// Files are staged by a writer thread; its failure (here a file where the next member
+    /// needs a directory) must still stop the restore, name the path, and leave the target empty.
+    @Test func aWriteFailureWhileStaging() async throws {
+        try await withDirectory { directory in
+            let file = directory.appendingPathComponent("in-the-way.tar.zst")
+            let blocker = "docker/registry/v2/repositories/app/_uploads"
+            try writePlainArchive(file, [
+                (blocker, Data("a file".utf8)),
+                (blocker + "/u1/data", Data("under it".utf8)),
+                ("docker/registry/v2/repositories/app/_layers/other", Data("after it".utf8)),
+            ])
+            let target = directory.appendingPathComponent("target")
+            #expect {
+                _ = try restore([file], into: target)
+            } throws: { error in
+                guard case .io(let path, let operation, _) = error as? ArchiveError else { return false }
+                return operation == "mkdir" && path.hasSuffix(blocker + "/u1")
+            }
+            let left = (try? FileManager.default.contentsOfDirectory(atPath: target.path)) ?? []
+            #expect(left.isEmpty, "target holds \(left)")
+        }
+    }
+
     /// GNU tar writes the members TarWriter refuses to: `..`, absolute paths, links.
     @Test(arguments: ["dotdot", "absolute", "symlink", "hardlink"])
     func unsafeMembers(_ kind: String) async throws {
