@@ -108,8 +108,8 @@ public struct ArchiveWriter: Sendable {
                                              digest: ContentHasher.digest(metadataBytes)), at: 0)
 
         let index = Self.index(plan, metadata: metadata, members: outcome.members, excluded: outcome.excluded, carried: outcome.carried)
-        let indexBytes = try ArchiveIndex.encoder().encode(index)
-        try tar.addFile(ArchiveFormat.indexMember, mtime: Self.timestamp(created), contents: Array(indexBytes))
+        let indexBytes = try index.encoded()
+        try tar.addFile(ArchiveFormat.indexMember, mtime: Self.timestamp(created), contents: indexBytes)
         try tar.finish()
         var toc = indexBytes
         withUnsafeBytes(of: UInt64(indexBytes.count).littleEndian) { toc.append(contentsOf: $0) }
