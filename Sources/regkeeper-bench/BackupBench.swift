@@ -42,44 +42,50 @@ struct BackupBench: ParsableCommand {
         let fileManager = FileManager.default
         warmPageCache(store)
 
-        let tarBackup = try best(of: runs) {
-            try? fileManager.removeItem(atPath: theirs)
-            settle()
-            return try measure("/usr/bin/tar", ["-C", store.path, "-I", "zstd -1 -T\(cores)", "-cf", theirs, "docker"])
-        }
-        let ourBackup = try best(of: runs) {
-            try? fileManager.removeItem(atPath: ours)
-            settle()
-            return try measure(regkeeper, ["backup", "--root", store.path, "--output", ours, "--catalog", base.appendingPathComponent("catalog").path, "--quiet"])
-        }
-        // regkeeper fsyncs its archive before naming it; tar leaves it in the page cache.
-        let durableTarBackup = try best(of: runs) {
-            try? fileManager.removeItem(atPath: theirs)
-            settle()
-            return try measure("/bin/sh", ["-c", "tar -C '\(store.path)' -I 'zstd -1 -T\(cores)' -cf '\(theirs)' docker && sync '\(theirs)'"])
-        }
+        let backups = try bestInterleaved(runs, [
+            ("tar + zstd", {
+                try? fileManager.removeItem(atPath: theirs)
+                settle()
+                return try measure("/usr/bin/tar", ["-C", store.path, "-I", "zstd -1 -T\(cores)", "-cf", theirs, "docker"])
+            }),
+            ("regkeeper backup", {
+                try? fileManager.removeItem(atPath: ours)
+                settle()
+                return try measure(regkeeper, ["backup", "--root", store.path, "--output", ours, "--catalog", base.appendingPathComponent("catalog").path, "--quiet"])
+            }),
+            // regkeeper fsyncs its archive before naming it; tar leaves it in the page cache.
+            ("tar + zstd + sync", {
+                try? fileManager.removeItem(atPath: theirs)
+                settle()
+                return try measure("/bin/sh", ["-c", "tar -C '\(store.path)' -I 'zstd -1 -T\(cores)' -cf '\(theirs)' docker && sync '\(theirs)'"])
+            }),
+        ])
+        let (tarBackup, ourBackup, durableTarBackup) = (backups[0], backups[1], backups[2])
         report("backup (\(size(store.path)))", peer: tarBackup, ours: ourBackup)
         report("backup vs tar + sync of the archive", peer: durableTarBackup, ours: ourBackup)
         print("  archive sizes: regkeeper \(size(ours)), tar+zstd \(size(theirs))")
 
-        let tarRestore = try best(of: runs) {
-            try? fileManager.removeItem(atPath: tarTarget)
-            settle()
-            try fileManager.createDirectory(atPath: tarTarget, withIntermediateDirectories: true)
-            return try measure("/usr/bin/tar", ["--zstd", "-xf", theirs, "-C", tarTarget])
-        }
-        let ourRestore = try best(of: runs) {
-            try? fileManager.removeItem(atPath: ourTarget)
-            settle()
-            return try measure(regkeeper, ["restore", ours, "--root", ourTarget, "--quiet"])
-        }
-        // regkeeper syncs the restored files before moving them into place; tar does not.
-        let durableTarRestore = try best(of: runs) {
-            try? fileManager.removeItem(atPath: tarTarget)
-            settle()
-            try fileManager.createDirectory(atPath: tarTarget, withIntermediateDirectories: true)
-            return try measure("/bin/sh", ["-c", "tar --zstd -xf '\(theirs)' -C '\(tarTarget)' && sync -f '\(tarTarget)'"])
-        }
+        let restores = try bestInterleaved(runs, [
+            ("tar --zstd -xf", {
+                try? fileManager.removeItem(atPath: tarTarget)
+                settle()
+                try fileManager.createDirectory(atPath: tarTarget, withIntermediateDirectories: true)
+                return try measure("/usr/bin/tar", ["--zstd", "-xf", theirs, "-C", tarTarget])
+            }),
+            ("regkeeper restore", {
+                try? fileManager.removeItem(atPath: ourTarget)
+                settle()
+                return try measure(regkeeper, ["restore", ours, "--root", ourTarget, "--quiet"])
+            }),
+            // regkeeper syncs the restored files before moving them into place; tar does not.
+            ("tar --zstd -xf + syncfs", {
+                try? fileManager.removeItem(atPath: tarTarget)
+                settle()
+                try fileManager.createDirectory(atPath: tarTarget, withIntermediateDirectories: true)
+                return try measure("/bin/sh", ["-c", "tar --zstd -xf '\(theirs)' -C '\(tarTarget)' && sync -f '\(tarTarget)'"])
+            }),
+        ])
+        let (tarRestore, ourRestore, durableTarRestore) = (restores[0], restores[1], restores[2])
         report("restore (regkeeper verifies every digest, tar none)", peer: tarRestore, ours: ourRestore)
         report("restore vs tar + syncfs of the target", peer: durableTarRestore, ours: ourRestore)
     }

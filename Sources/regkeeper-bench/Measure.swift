@@ -34,6 +34,22 @@ func best(of runs: Int, _ body: () throws -> Measurement) throws -> Measurement 
     return Measurement(seconds: results.map(\.seconds).min()!, peakBytes: results.map(\.peakBytes).max()!)
 }
 
+/// Runs the contenders in turn, run after run (A B C A B C …), so that a slow spell of the
+/// machine (this VM's page allocation and disk swing by 2× from one minute to the next) falls
+/// on all of them alike; each one's best run counts, and every run's time is logged.
+func bestInterleaved(_ runs: Int, _ contenders: [(name: String, body: () throws -> Measurement)]) throws -> [Measurement] {
+    var results = Array(repeating: [Measurement](), count: contenders.count)
+    for _ in 0..<max(1, runs) {
+        for (index, contender) in contenders.enumerated() { results[index].append(try contender.body()) }
+    }
+    for (index, contender) in contenders.enumerated() {
+        log("  \(contender.name): " + results[index].map { String(format: "%.2f s", $0.seconds) }.joined(separator: ", "))
+    }
+    return results.map { runs in
+        Measurement(seconds: runs.map(\.seconds).min()!, peakBytes: runs.map(\.peakBytes).max()!)
+    }
+}
+
 func report(_ what: String, peer: Measurement, ours: Measurement) {
     print(String(format: "%@: peer %.2f s, %.0f MiB peak; regkeeper %.2f s, %.0f MiB peak; speed-up %.1fx, memory ratio %.2f",
                  what, peer.seconds, Double(peer.peakBytes) / 1_048_576, ours.seconds, Double(ours.peakBytes) / 1_048_576,
