@@ -84,6 +84,12 @@ public struct StoreReporter: Sendable {
         static let shared: Int32 = -2
         var size: Int64?
         var holder: Int32 = unreferenced
+
+        /// One more repository keeps this blob alive; `size` is what that one knows of it.
+        mutating func account(size known: Int64?, holder repository: Int32) {
+            if size == nil { size = known }
+            holder = holder == Self.unreferenced ? repository : Self.shared
+        }
     }
 
     public func report() async throws -> StoreReport {
@@ -93,12 +99,16 @@ public struct StoreReporter: Sendable {
 
         // Which blobs exist, from directory listings alone: most sizes come from the manifests
         // that reference them, so a stat per blob would double the report's system calls.
-        var blobs: [Digest: BlobUsage] = [:]
         let (shards, shardFindings) = try scanner.shardDirectories()
         report.findings = shardFindings
+        var listed: [[Digest]] = []
         try await boundedForEach(shards, jobs: jobs) { algorithm, shard in
             try storage.list(shard).compactMap { $0.kind == .directory ? Digest(algorithm: algorithm, hex: $0.name) : nil }
-        } consume: { for digest in $0 { blobs[digest] = BlobUsage() } }
+        } consume: { listed.append($0) }
+        var blobs: [Digest: BlobUsage] = [:]
+        blobs.reserveCapacity(listed.reduce(0) { $0 + $1.count })
+        for digest in listed.joined() { blobs[digest] = BlobUsage() }
+        listed = []
 
         let (names, repositoryFindings) = try scanner.repositories()
         report.findings += repositoryFindings
@@ -129,11 +139,9 @@ public struct StoreReporter: Sendable {
             let index = Int32(usages.count)
             var usage = StoreReport.RepositoryUsage(repository: fact.name, tags: fact.tags, manifests: fact.revisions, bytes: 0, exclusiveBytes: 0)
             for (digest, size) in fact.everything {
-                guard var blob = blobs[digest] else { continue }
-                if blob.size == nil { blob.size = size }
-                usage.bytes += blob.size ?? 0
-                blob.holder = blob.holder == BlobUsage.unreferenced ? index : BlobUsage.shared
-                blobs[digest] = blob
+                guard let position = blobs.index(forKey: digest) else { continue }
+                blobs.values[position].account(size: size, holder: index)
+                usage.bytes += blobs.values[position].size ?? 0
             }
             usages.append(usage)
             keptByTags.insert(contentsOf: fact.taggedOnly)
