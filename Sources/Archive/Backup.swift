@@ -23,19 +23,16 @@ public struct Backup: Sendable {
         self.sourceRoot = sourceRoot
     }
 
+    /// The snapshot and what an archive of it would hold, written nowhere: `--dry-run` prints
+    /// it, `run` writes it. A dry run of an incremental backup reads the catalog but never
+    /// creates one.
+    public func plan() async throws -> BackupPlan {
+        try await plan(catalog: incremental ? existingCatalog() : nil)
+    }
+
     public func run(output: String) async throws -> BackupResult {
         let catalog = try BackupCatalog.open(directory: catalogDirectory)
-        var chain: [ChainLink] = []
-        var archived: [Digest: ArchiveID] = [:]
-        if incremental {
-            let entries = try await catalog.chain()
-            chain = entries.map { ChainLink(id: $0.id, file: URL(fileURLWithPath: $0.path).lastPathComponent) }
-            archived = try await catalog.blobs(in: entries.map(\.id))
-        }
-        var planner = BackupPlanner(storage: storage)
-        planner.includeGarbage = includeGarbage
-        planner.jobs = jobs
-        let (plan, _) = try await reporter.phase("snapshot") { try await planner.plan(chain: chain, archived: archived) }
+        let plan = try await plan(catalog: incremental ? catalog : nil)
         try await hooks.afterSnapshot()
         var writer = ArchiveWriter(storage: storage, toolVersion: toolVersion, sourceRoot: sourceRoot)
         writer.level = level
@@ -45,6 +42,27 @@ public struct Backup: Sendable {
         let result = try await writer.write(plan, to: output)
         try await catalog.record(result.index, path: result.path, archiveBytes: result.archiveBytes)
         return result
+    }
+
+    /// - Parameter catalog: the chain to build on, for an incremental backup.
+    private func plan(catalog: BackupCatalog?) async throws -> BackupPlan {
+        var chain: [ChainLink] = []
+        var archived: [Digest: ArchiveID] = [:]
+        if let catalog {
+            let entries = try await catalog.chain()
+            chain = entries.map { ChainLink(id: $0.id, file: URL(fileURLWithPath: $0.path).lastPathComponent) }
+            archived = try await catalog.blobs(in: entries.map(\.id))
+        }
+        var planner = BackupPlanner(storage: storage)
+        planner.includeGarbage = includeGarbage
+        planner.jobs = jobs
+        return try await reporter.phase("snapshot") { try await planner.plan(chain: chain, archived: archived) }.0
+    }
+
+    private func existingCatalog() throws(ArchiveError) -> BackupCatalog {
+        let path = URL(fileURLWithPath: catalogDirectory).appendingPathComponent(BackupCatalog.fileName).path
+        guard FileManager.default.fileExists(atPath: path) else { throw .noFullBackup(catalog: path) }
+        return try BackupCatalog.open(directory: catalogDirectory)
     }
 }
 

@@ -11,7 +11,7 @@ public struct BackupPlan: Sendable {
         public var modified: Date
     }
 
-    public struct BlobFile: Sendable, Hashable {
+    public struct BlobFile: Sendable, Hashable, Encodable {
         public var digest: Digest
         public var size: Int64
         public var modified: Date
@@ -41,6 +41,26 @@ public struct BackupPlan: Sendable {
     }
 
     public var bytesToWrite: Int64 { blobsToWrite.reduce(0) { $0 + $1.size } }
+}
+
+/// `backup --dry-run --json`: every blob the archive would carry, with the counts of the rest.
+extension BackupPlan: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case kind, parent, blobsToWrite, bytesToWrite, links, inheritedBlobs, garbageBlobs, uploadFiles, findings
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(kind, forKey: .kind)
+        try container.encodeIfPresent(chain.last?.id, forKey: .parent)
+        try container.encode(blobsToWrite, forKey: .blobsToWrite)
+        try container.encode(bytesToWrite, forKey: .bytesToWrite)
+        try container.encode(links.count, forKey: .links)
+        try container.encode(inherited.count, forKey: .inheritedBlobs)
+        try container.encode(garbageBlobs.count, forKey: .garbageBlobs)
+        try container.encode(extraFiles.count, forKey: .uploadFiles)
+        try container.encode(findings, forKey: .findings)
+    }
 }
 
 /// Damage met while planning; the backup goes on without what it names.

@@ -16,6 +16,11 @@ struct BackupCommand: AsyncParsableCommand {
             archive is written to .NAME.partial-PID-… beside FILE, fsync'd and renamed, so FILE \
             exists only when complete. Takes the shared lock, so gc cannot sweep meanwhile.
 
+            --dry-run reads the snapshot (and, with --incremental, the catalog) and prints \
+            what the archive would hold, writing nothing: --json lists every blob it would \
+            carry. It does not hash blobs, so a corrupt one is only found by the backup itself \
+            (or verify).
+
             --incremental writes only blobs no archive of the catalog's latest chain carries, \
             plus every link. The catalog (backup-catalog.db) lives in --catalog, default the \
             state directory; `backup list` shows it, `backup reindex DIR` rebuilds it.
@@ -48,13 +53,19 @@ struct BackupCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write Prometheus metrics here (node_exporter textfile collector).", valueName: "file"))
     var metricsFile: String?
 
+    @Flag(name: .long, help: "Print what the archive would hold; write nothing.")
+    var dryRun = false
+
     func validate() throws {
         guard (1...19).contains(level) else { throw ValidationError("--level must be between 1 and 19") }
+        if dryRun, metricsFile != nil { throw ValidationError("--metrics-file records a backup; a --dry-run writes none") }
     }
 
     func run() async throws {
         do {
-            guard let outputFile else { throw CommandFailure("give --output FILE (or a subcommand: list, reindex, verify)", status: ExitStatus.failure) }
+            guard outputFile != nil || dryRun else {
+                throw CommandFailure("give --output FILE (or a subcommand: list, reindex, verify)", status: ExitStatus.failure)
+            }
             let location = try store.location()
             let lock = try takeLock(location, .shared, wait: store.lockWait)
             defer { withExtendedLifetime(lock) {} }
@@ -66,6 +77,7 @@ struct BackupCommand: AsyncParsableCommand {
             backup.level = level
             backup.jobs = output.jobs
             backup.reporter = output.reporter
+            guard let outputFile, !dryRun else { return try await showPlan(backup) }
             let result: BackupResult
             let started = Date()
             do {
@@ -93,6 +105,32 @@ struct BackupCommand: AsyncParsableCommand {
             }
         } catch let failure as CommandFailure {
             throw fail(failure)
+        }
+    }
+}
+
+extension BackupCommand {
+    private func showPlan(_ backup: Backup) async throws {
+        if let outputFile, FileManager.default.fileExists(atPath: outputFile) {
+            throw CommandFailure(ArchiveError.outputExists(path: URL(fileURLWithPath: outputFile).path).description, status: ExitStatus.failure)
+        }
+        let plan: BackupPlan
+        do {
+            plan = try await backup.plan()
+        } catch let error as ArchiveError {
+            throw CommandFailure(error.description, status: ExitStatus.failure)
+        }
+        if output.json {
+            try writeJSON(plan)
+        } else if !output.quiet {
+            printLine("dry run: a \(plan.kind) archive would hold \(plan.blobsToWrite.count) blobs (\(plan.bytesToWrite.formattedBytes)) and \(plan.links.count) links; \(plan.inherited.count) blobs are in earlier archives")
+            if let parent = plan.chain.last { printLine("it would build on \(parent.id) (\(parent.file))") }
+            if !plan.garbageBlobs.isEmpty || !plan.extraFiles.isEmpty {
+                printLine("of those, \(plan.garbageBlobs.count) unreferenced blobs and \(plan.extraFiles.count) upload files (--include-garbage)")
+            }
+        }
+        if !plan.findings.isEmpty {
+            throw CommandFailure("\(plan.findings.count) problem(s) in the store:\n  " + plan.findings.map(\.description).joined(separator: "\n  "), status: ExitStatus.partialFailure)
         }
     }
 }
