@@ -10,6 +10,8 @@ import Zstd
 /// still checked by name.
 public final class ArchiveReader {
     public let path: String
+    /// Bytes of the archive file, for progress.
+    public let fileSize: Int64
     /// Nil for a plain tar archive.
     public let index: ArchiveIndex?
     private var indexBytes: Data?
@@ -23,6 +25,7 @@ public final class ArchiveReader {
         guard fstat(descriptor, &info) == 0 else { throw .io(path: path, operation: "stat", errno: .current) }
         guard info.st_mode & S_IFMT == S_IFREG else { throw .notAnArchive(archive: path, reason: "not a regular file") }
         let size = Int(info.st_size)
+        fileSize = Int64(size)
         let magic = try Self.pread(descriptor, path, count: 4, at: 0)
         let zstdMagic: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD]
         guard magic.count == 4, magic == zstdMagic || (magic[0] & 0xF0 == 0x50 && magic[1...] == [0x2A, 0x4D, 0x18]) else {
@@ -112,15 +115,21 @@ public final class ArchiveReader {
     /// Streams every member to `body` (directories excepted) and checks, after each, what was
     /// read against the index; the body skips a member by not reading its content. The
     /// metadata and index members are checked here and not handed out.
-    public func forEachMember(_ body: (Member) throws -> Void) throws {
+    /// - Parameter consumed: told, after each read of the file, how many of its bytes were read so far.
+    public func forEachMember(consumed: @escaping (Int64) -> Void = { _ in }, _ body: (Member) throws -> Void) throws {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw ArchiveError.io(path: path, operation: "open", errno: .current) }
         defer { close(descriptor) }
         let archive = path
+        var bytesRead: Int64 = 0
         let decompressor = try ZstdDecompressor(bufferSize: 1 << 20) { buffer in
             while true {
                 let n = read(descriptor, buffer.baseAddress!, buffer.count)
-                if n >= 0 { return n }
+                if n >= 0 {
+                    bytesRead += Int64(n)
+                    consumed(bytesRead)
+                    return n
+                }
                 if errno != EINTR { throw ArchiveError.io(path: archive, operation: "read", errno: .current) }
             }
         }

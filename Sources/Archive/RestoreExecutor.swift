@@ -38,6 +38,8 @@ public struct RestoreExecutor {
     public var options: RestoreOptions
     /// Test seam: called after each member is staged, with the count so far.
     public var afterMember: (Int) throws -> Void = { _ in }
+    /// Phases `restore` (archive bytes read, of all the chain's files), `sync` and `place`.
+    public var reporter: any ProgressReporter = SilentReporter()
 
     public init(target: String, options: RestoreOptions = RestoreOptions()) {
         self.target = URL(fileURLWithPath: target).standardizedFileURL.path
@@ -57,10 +59,17 @@ public struct RestoreExecutor {
         var result = RestoreResult(archives: chain.readers.map(\.path))
         var staged: [(StorePath, MemberRole)] = []
         var written = Set<Digest>()
+        let totalBytes = chain.readers.reduce(Int64(0)) { $0 + $1.fileSize }
+        var bytesBefore: Int64 = 0
+        let clock = ContinuousClock()
+        var started = clock.now
+        reporter.phaseStarted("restore")
         for reader in chain.readers {
             let isLast = reader === chain.last
             let id = reader.index?.metadata.id
-            try reader.forEachMember { member in
+            try reader.forEachMember(consumed: { [reporter] in
+                reporter.progress("restore", done: bytesBefore + $0, total: totalBytes, unit: .bytes)
+            }) { member in
                 guard let path = member.storePath, path.hasPrefix(Layout.registryRoot) else {
                     result.skipped.append(member.entry.path + ": outside docker/registry/v2")
                     return
@@ -89,18 +98,26 @@ public struct RestoreExecutor {
             if let index = reader.index {
                 result.skipped += index.excluded.map { "blob \($0.digest): corrupt when archived (hashed to \($0.actual))" }
             }
+            bytesBefore += reader.fileSize
         }
         // forEachMember checked each blob as it was written; drop any the last archive's
         // snapshot does not need (a blob written twice is impossible: `written` guards it).
         if let missing = needed.keys.first(where: { !written.contains($0) }) {
             throw ArchiveError.missingBlob(digest: missing, archive: needed[missing]!)
         }
+        reporter.phaseFinished("restore", elapsed: clock.now - started)
+        started = clock.now
+        reporter.phaseStarted("sync")
         try staging.sync()
+        reporter.phaseFinished("sync", elapsed: clock.now - started)
+        started = clock.now
+        reporter.phaseStarted("place")
         if options.merge {
             try merge(staged, from: staging, into: &result)
         } else {
             try moveWhole(staging)
         }
+        reporter.phaseFinished("place", elapsed: clock.now - started)
         return result
     }
 

@@ -9,6 +9,7 @@ public struct RecordedRestore: Sendable {
     public var target: String
     public var options: RestoreOptions
     public var arguments: String
+    public var reporter: any ProgressReporter = SilentReporter()
 
     public init(target: String, options: RestoreOptions, arguments: String) {
         self.target = target
@@ -21,7 +22,9 @@ public struct RecordedRestore: Sendable {
         let run = try await history.beginRun(command: options.merge ? "restore --merge" : "restore", arguments: arguments)
         let result: RestoreResult
         do {
-            result = try RestoreExecutor(target: target, options: options).restore(chain)
+            var executor = RestoreExecutor(target: target, options: options)
+            executor.reporter = reporter
+            result = try executor.restore(chain)
         } catch {
             try? await history.finishRun(run, outcome: .failure, counts: [:], bytes: 0)
             throw error

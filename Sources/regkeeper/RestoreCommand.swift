@@ -1,6 +1,7 @@
 import Archive
 import ArgumentParser
 import Foundation
+import Logging
 import StateDatabase
 import Operations
 import RegistryModel
@@ -56,6 +57,9 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print nothing but errors.")
     var quiet = false
 
+    @Option(name: .customLong("log-level"), help: ArgumentHelp("Log to standard error from this level up: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
+    var logLevel: Logger.Level = .warning
+
     func validate() throws {
         if latest != files.isEmpty { throw ValidationError("give archives, or --catalog DIR --latest") }
         if latest, catalog == nil { throw ValidationError("--latest needs --catalog DIR") }
@@ -78,7 +82,9 @@ struct RestoreCommand: AsyncParsableCommand {
                 let chain = try ArchiveChain(try paths.map { path throws(ArchiveError) in try ArchiveReader(path: path) })
                 var options = RestoreOptions(merge: merge)
                 if !repositories.isEmpty { options.repositories = Set(repositories.compactMap { RepositoryName($0) }) }
-                result = try await RecordedRestore(target: target, options: options, arguments: CommandLine.arguments.joined(separator: " ")).run(chain)
+                var restore = RecordedRestore(target: target, options: options, arguments: CommandLine.arguments.joined(separator: " "))
+                restore.reporter = commandReporter(quiet: quiet || json, logLevel: logLevel)
+                result = try await restore.run(chain)
             } catch let error as StateStoreError {
                 throw CommandFailure("cannot record the run in \(target)'s state database: \(error)", status: ExitStatus.failure)
             } catch let error as ArchiveError {

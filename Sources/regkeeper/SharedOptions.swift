@@ -64,14 +64,23 @@ struct OutputOptions: ParsableArguments {
     /// Progress for a terminal (none for --quiet or --json) plus log lines for cron and
     /// journald, at `--log-level`.
     var reporter: any ProgressReporter {
-        logged(quiet || json ? SilentReporter() : TerminalReporter())
+        commandReporter(quiet: quiet || json, logLevel: logLevel)
     }
 
     /// `progress`, with its events also logged at `--log-level`.
     func logged(_ progress: any ProgressReporter) -> any ProgressReporter {
-        LoggingSystem.bootstrapOnce(level: logLevel)
-        return LoggingReporter(next: progress, logger: Logger(label: "regkeeper"))
+        loggedReporter(progress, logLevel: logLevel)
     }
+}
+
+/// A progress bar on a terminal unless `quiet`, and every event logged from `logLevel` up.
+func commandReporter(quiet: Bool, logLevel: Logger.Level) -> any ProgressReporter {
+    loggedReporter(quiet ? SilentReporter() : TerminalReporter(), logLevel: logLevel)
+}
+
+func loggedReporter(_ progress: any ProgressReporter, logLevel: Logger.Level) -> any ProgressReporter {
+    LoggingSystem.bootstrapOnce(level: logLevel)
+    return LoggingReporter(next: progress, logger: Logger(label: "regkeeper"))
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}

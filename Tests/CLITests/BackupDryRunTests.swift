@@ -61,8 +61,17 @@ import Testing
         #expect(incrementalPlan["parent"] as? String == result["id"] as? String)
         #expect(incrementalPlan["inheritedBlobs"] as? Int == first.blobs.count)
 
-        let next = try GCCommandTests.regkeeper(["backup", "--incremental", "--output", root.appendingPathComponent("incr.tar.zst").path, "--json", "--root", root.path])
+        let incr = root.appendingPathComponent("incr.tar.zst").path
+        let next = try GCCommandTests.regkeeper(["backup", "--incremental", "--output", incr, "--json", "--root", root.path])
         #expect(next.status == 0, "\(next.stderr)")
         #expect(try written(next)["blobsWritten"] as? Int == new.count)
+
+        // Restore logs its phases for cron and journald (and draws progress on a terminal).
+        let target = root.appendingPathComponent("restored").path
+        let restore = try GCCommandTests.regkeeper(["restore", full, incr, "--root", target, "--log-level", "info"])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        for phase in ["restore", "sync", "place"] {
+            #expect(restore.stderr.contains("\(phase) finished in"), "\(restore.stderr)")
+        }
     }
 }
