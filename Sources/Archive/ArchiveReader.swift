@@ -78,7 +78,7 @@ public final class ArchiveReader {
         }
         let bytes = Data(try pread(descriptor, path, count: Int(length), at: start + 8))
         do {
-            return (try ArchiveIndex.decoder().decode(ArchiveIndex.self, from: bytes), bytes)
+            return (try ArchiveIndex.decode(bytes), bytes)
         } catch {
             throw .damaged(archive: path, reason: "table of contents is unreadable: \(error)")
         }

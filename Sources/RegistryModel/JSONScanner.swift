@@ -1,12 +1,21 @@
-/// A strict, allocation-light JSON reader for manifests.
+/// A strict, allocation-light JSON reader for manifests and archive indexes.
 ///
 /// gc parses every manifest of the store; `JSONDecoder` spent a quarter of a mark building
 /// containers for fields nobody reads. This reads values in place, skipping (and still
 /// validating) everything the caller does not ask for.
-struct JSONScanner {
-    enum Failure: Error {
+package struct JSONScanner {
+    package enum Failure: Error, CustomStringConvertible {
         case syntax(String, offset: Int)
         case type(expected: String, field: String)
+        case missing(field: String)
+
+        package var description: String {
+            switch self {
+            case .syntax(let message, let offset): "\(message) at byte \(offset)"
+            case .missing(let field): "\(field) is missing"
+            case .type(let expected, let field): "\(field) is not a\(expected.first.map { "aeiou".contains($0) } == true ? "n" : "") \(expected)"
+            }
+        }
     }
 
     private let bytes: UnsafeBufferPointer<UInt8>
@@ -15,14 +24,14 @@ struct JSONScanner {
     /// Deeper nesting than any manifest has is garbage, and recursion must stay bounded.
     private static let maximumDepth = 64
 
-    init(_ bytes: UnsafeBufferPointer<UInt8>) {
+    package init(_ bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
     }
 
     // MARK: Structure
 
     /// Calls `body` with each key of an object, positioned at its value; `body` must consume it.
-    mutating func object(field: String, _ body: (inout JSONScanner, String) throws(Failure) -> Void) throws(Failure) {
+    package mutating func object(field: String, _ body: (inout JSONScanner, String) throws(Failure) -> Void) throws(Failure) {
         try expect(UInt8(ascii: "{"), field: field, what: "object")
         try enter()
         skipWhitespace()
@@ -52,7 +61,7 @@ struct JSONScanner {
     }
 
     /// Calls `body` for each element of an array, positioned at it; `body` must consume it.
-    mutating func array(field: String, _ body: (inout JSONScanner, Int) throws(Failure) -> Void) throws(Failure) {
+    package mutating func array(field: String, _ body: (inout JSONScanner, Int) throws(Failure) -> Void) throws(Failure) {
         try expect(UInt8(ascii: "["), field: field, what: "array")
         try enter()
         skipWhitespace()
@@ -79,36 +88,44 @@ struct JSONScanner {
     }
 
     /// True (and consumed) when the value here is `null`.
-    mutating func null() throws(Failure) -> Bool {
+    package mutating func null() throws(Failure) -> Bool {
         guard peek() == UInt8(ascii: "n") else { return false }
         try literal("null")
         return true
     }
 
     /// Fails unless only whitespace remains: `{}{}` is not a manifest.
-    mutating func end() throws(Failure) {
+    package mutating func end() throws(Failure) {
         skipWhitespace()
         guard position == bytes.count else { throw syntax("unexpected data after the JSON value") }
     }
 
     // MARK: Values
 
-    mutating func string(field: String) throws(Failure) -> String {
+    package mutating func string(field: String) throws(Failure) -> String {
         guard peek() == UInt8(ascii: "\"") else { throw .type(expected: "string", field: field) }
         return try string()
     }
 
-    mutating func integer(field: String) throws(Failure) -> Int64 {
+    package mutating func integer<Value: FixedWidthInteger>(field: String, as: Value.Type = Int64.self) throws(Failure) -> Value {
         let start = position
         guard peek() == UInt8(ascii: "-") || peek().map(isDigit) == true else { throw .type(expected: "integer", field: field) }
         try number()
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
-        guard let value = Int64(text) else { throw .type(expected: "integer", field: field) }
+        guard let value = Value(text) else { throw .type(expected: "integer", field: field) }
         return value
     }
 
+    /// The bytes of the value at the current position, validated and consumed, for a decoder
+    /// of its own.
+    package mutating func rawValue() throws(Failure) -> UnsafeBufferPointer<UInt8> {
+        let start = position
+        try skip()
+        return UnsafeBufferPointer(rebasing: bytes[start..<position])
+    }
+
     /// Consumes and validates any value.
-    mutating func skip() throws(Failure) {
+    package mutating func skip() throws(Failure) {
         switch peek() {
         case UInt8(ascii: "{")?: try object(field: "") { scanner, _ throws(Failure) in try scanner.skip() }
         case UInt8(ascii: "[")?: try array(field: "") { scanner, _ throws(Failure) in try scanner.skip() }

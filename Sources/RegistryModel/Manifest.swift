@@ -195,14 +195,7 @@ private struct RawManifest {
                 return error
             }
         }
-        switch outcome {
-        case .syntax(let message, let offset)?:
-            throw .notJSON("\(message) at byte \(offset)")
-        case .type(let expected, let field)?:
-            throw .notJSON("\(field) is not a\(expected.first.map { "aeiou".contains($0) } == true ? "n" : "") \(expected)")
-        case nil:
-            break
-        }
+        if let outcome { throw .notJSON(outcome.description) }
     }
 }
 
