@@ -259,52 +259,17 @@ extension ArchiveIndex {
     /// rename. Only the small metadata object still goes through the encoder.
     func encoded() throws -> [UInt8] {
         var json = JSONText()
-        json.append("{\"blobs\":[")
-        for (position, blob) in blobs.enumerated() {
-            if position > 0 { json.append(",") }
-            json.append("{\"archive\":")
-            json.string(blob.archive.rawValue)
-            json.append(",\"digest\":")
-            json.string(blob.digest.description)
-            json.append(",\"size\":")
-            json.number(blob.size)
-            json.append("}")
-        }
-        json.append("],\"excluded\":[")
-        for (position, blob) in excluded.enumerated() {
-            if position > 0 { json.append(",") }
-            json.append("{\"actual\":")
-            json.string(blob.actual.description)
-            json.append(",\"digest\":")
-            json.string(blob.digest.description)
-            json.append("}")
-        }
-        json.append("],\"members\":[")
-        for (position, member) in members.enumerated() {
-            if position > 0 { json.append(",") }
-            json.append("{\"digest\":")
-            json.string(member.digest.description)
-            json.append(",\"path\":")
-            json.string(member.path)
-            json.append(",\"size\":")
-            json.number(member.size)
-            json.append("}")
-        }
-        json.append("],\"metadata\":")
+        json.append("{\"blobs\":")
+        json.array(blobs) { ["archive": .string($0.archive.rawValue), "digest": .string($0.digest.description), "size": .number($0.size)] }
+        json.append(",\"excluded\":")
+        json.array(excluded) { ["actual": .string($0.actual.description), "digest": .string($0.digest.description)] }
+        json.append(",\"members\":")
+        json.array(members) { ["digest": .string($0.digest.description), "path": .string($0.path), "size": .unsigned($0.size)] }
+        json.append(",\"metadata\":")
         json.bytes.append(contentsOf: try Self.encoder().encode(metadata))
-        json.append(",\"repositories\":[")
-        for (position, repository) in repositories.enumerated() {
-            if position > 0 { json.append(",") }
-            json.append("{\"blobs\":[")
-            for (offset, blob) in repository.blobs.enumerated() {
-                if offset > 0 { json.append(",") }
-                json.number(blob)
-            }
-            json.append("],\"name\":")
-            json.string(repository.name.description)
-            json.append("}")
-        }
-        json.append("]}")
+        json.append(",\"repositories\":")
+        json.array(repositories) { ["blobs": .numbers($0.blobs), "name": .string($0.name.description)] }
+        json.append("}")
         return json.bytes
     }
 }
@@ -429,6 +394,13 @@ private func required<Value>(_ value: Value?, _ field: String) throws(JSONScanne
 
 /// Compact JSON output with JSONEncoder's escaping under `.withoutEscapingSlashes`.
 private struct JSONText {
+    enum Value {
+        case string(String)
+        case number(Int64)
+        case unsigned(UInt64)
+        case numbers([Int])
+    }
+
     var bytes: [UInt8] = []
 
     init() { bytes.reserveCapacity(1 << 16) }
@@ -437,8 +409,38 @@ private struct JSONText {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
-    mutating func number(_ value: some BinaryInteger) {
-        bytes.append(contentsOf: String(value).utf8)
+    /// An array of objects, each given as its fields in the order written (sorted, as
+    /// `.sortedKeys` writes them).
+    mutating func array<Element>(_ elements: [Element], _ fields: (Element) -> KeyValuePairs<StaticString, Value>) {
+        append("[")
+        for (position, element) in elements.enumerated() {
+            if position > 0 { append(",") }
+            append("{")
+            for (offset, (key, value)) in fields(element).enumerated() {
+                if offset > 0 { append(",") }
+                append("\"")
+                append(key)
+                append("\":")
+                self.value(value)
+            }
+            append("}")
+        }
+        append("]")
+    }
+
+    mutating func value(_ value: Value) {
+        switch value {
+        case .string(let text): string(text)
+        case .number(let number): bytes.append(contentsOf: String(number).utf8)
+        case .unsigned(let number): bytes.append(contentsOf: String(number).utf8)
+        case .numbers(let numbers):
+            append("[")
+            for (offset, number) in numbers.enumerated() {
+                if offset > 0 { append(",") }
+                bytes.append(contentsOf: String(number).utf8)
+            }
+            append("]")
+        }
     }
 
     mutating func string(_ value: String) {
