@@ -41,8 +41,8 @@ final class StagingArea {
     func write(_ storePath: StorePath, mtime: TarTimestamp,
                content: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
         try writer.create(storePath, mtime: mtime)
+        defer { writer.close() }
         try content { chunk in writer.append(chunk) }
-        writer.close()
     }
 
     /// Waits for every staged file, then makes them durable with one `syncfs` before anything
