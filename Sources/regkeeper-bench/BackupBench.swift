@@ -23,15 +23,27 @@ struct BackupBench: ParsableCommand {
     @Option(help: "Runs per tool; the best time counts.")
     var runs = 3
 
+    @Flag(help: .hidden)
+    var generateOnly = false
+
     func run() throws {
         let base = URL(fileURLWithPath: directory)
         let store = base.appendingPathComponent("store")
         let shape = "\(largeLayers)x\(smallImages)"
-        if (try? String(contentsOf: base.appendingPathComponent("shape"), encoding: .utf8)) != shape {
-            print("writing the store…")
+        if generateOnly {
             try? FileManager.default.removeItem(at: base)
             try generate(store)
             try shape.write(to: base.appendingPathComponent("shape"), atomically: true, encoding: .utf8)
+            return
+        }
+        if (try? String(contentsOf: base.appendingPathComponent("shape"), encoding: .utf8)) != shape {
+            print("writing the store…")
+            // In a child process: a tool spawned later inherits this process's peak resident
+            // set in its own (Linux counts it at exec), which would hide the tools' memory.
+            _ = try measure(siblingExecutable("regkeeper-bench"), [
+                "backup", "--generate-only", "--directory", directory,
+                "--large-layers", "\(largeLayers)", "--small-images", "\(smallImages)",
+            ])
         }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let regkeeper = siblingExecutable("regkeeper")
