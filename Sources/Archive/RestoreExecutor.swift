@@ -9,10 +9,14 @@ public struct RestoreOptions: Sendable {
     public var merge = false
     /// Only these repositories and the blobs they need; nil restores everything.
     public var repositories: Set<RepositoryName>?
+    /// Read and check every member as a restore does, and tell what it would restore and,
+    /// with `merge`, what it would keep of the target's; write nothing.
+    public var dryRun = false
 
-    public init(merge: Bool = false, repositories: Set<RepositoryName>? = nil) {
+    public init(merge: Bool = false, repositories: Set<RepositoryName>? = nil, dryRun: Bool = false) {
         self.merge = merge
         self.repositories = repositories
+        self.dryRun = dryRun
     }
 }
 
@@ -50,11 +54,17 @@ public struct RestoreExecutor {
 
     public func restore(_ chain: ArchiveChain) throws -> RestoreResult {
         let needed = try chain.neededBlobs(repositories: options.repositories)
-        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
         if !options.merge, try holdsFiles(dockerPath) { throw ArchiveError.targetNotEmpty(path: target) }
-        StagingArea.removeAbandoned(in: target)
-        let staging = try StagingArea(target: target)
-        defer { staging.remove() }
+        var staging: StagingArea?
+        var rehearsal: MergeRehearsal?
+        if options.dryRun {
+            rehearsal = options.merge ? try MergeRehearsal(target: target) : nil
+        } else {
+            try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+            StagingArea.removeAbandoned(in: target)
+            staging = try StagingArea(target: target)
+        }
+        defer { staging?.remove() }
 
         var result = RestoreResult(archives: chain.readers.map(\.path))
         var staged: [(StorePath, MemberRole)] = []
@@ -91,7 +101,11 @@ public struct RestoreExecutor {
                     guard isLast, options.repositories == nil else { return }
                     result.otherFiles += 1
                 }
-                try staging.write(path, mtime: member.entry.mtime) { sink in try member.readContent(sink) }
+                if let staging {
+                    try staging.write(path, mtime: member.entry.mtime) { sink in try member.readContent(sink) }
+                } else {
+                    try rehearsal?.check(member, at: path, order: staged.count) ?? member.readContent { _ in }
+                }
                 staged.append((path, member.role))
                 try afterMember(staged.count)
             }
@@ -106,6 +120,10 @@ public struct RestoreExecutor {
             throw ArchiveError.missingBlob(digest: missing, archive: needed[missing]!)
         }
         reporter.phaseFinished("restore", elapsed: clock.now - started)
+        guard let staging else {
+            result.conflicts = rehearsal?.conflicts ?? []
+            return result
+        }
         started = clock.now
         reporter.phaseStarted("sync")
         try staging.sync()
@@ -162,20 +180,52 @@ public struct RestoreExecutor {
             } catch {
                 guard case .alreadyExists = error else { throw error }
             }
-            do {
-                let ours = staging.path(path)
-                if case .blob = MemberRole(path) {
-                    let size = (try? FileManager.default.attributesOfItem(atPath: ours))?[.size] as? Int
-                    if let theirs = try storage.status(path)?.size, size.map(Int64.init) != theirs {
-                        result.conflicts.append("\(path): the target's blob has \(theirs) bytes, the archive's other (kept the target's)")
-                    }
-                } else {
-                    let theirs = try storage.read(path, limit: 4096)
-                    if theirs != FileManager.default.contents(atPath: ours) {
-                        result.conflicts.append("\(path): the target holds '\(String(decoding: theirs.prefix(80), as: UTF8.self))' (kept it)")
-                    }
-                }
+            let ours = staging.path(path)
+            let size = (try? FileManager.default.attributesOfItem(atPath: ours))?[.size] as? Int
+            if let conflict = try Self.conflict(at: path, in: storage, ourSize: size.map(Int64.init), ourContent: { FileManager.default.contents(atPath: ours) }) {
+                result.conflicts.append(conflict)
             }
+        }
+    }
+
+    /// What `--merge` reports for a file the target already holds: a blob of another size, or
+    /// a link or other file with other content (the target's is kept); nil when they agree.
+    fileprivate static func conflict(at path: StorePath, in storage: LocalStorage, ourSize: Int64?, ourContent: () -> Data?) throws -> String? {
+        if case .blob = MemberRole(path) {
+            guard let theirs = try storage.status(path)?.size, ourSize != theirs else { return nil }
+            return "\(path): the target's blob has \(theirs) bytes, the archive's other (kept the target's)"
+        }
+        let theirs = try storage.read(path, limit: 4096)
+        guard theirs != ourContent() else { return nil }
+        return "\(path): the target holds '\(String(decoding: theirs.prefix(80), as: UTF8.self))' (kept it)"
+    }
+}
+
+/// `--merge --dry-run`: for each member the target already holds, the conflict the merge
+/// would report, listed in the order the merge places files.
+private final class MergeRehearsal {
+    /// The merge reads at most this much of the target's link or other file; one byte more
+    /// of ours tells a longer file apart.
+    private static let compared = 4096
+    private let storage: LocalStorage?
+    private var found: [(rank: Int, order: Int, conflict: String)] = []
+
+    init(target: String) throws {
+        storage = FileManager.default.fileExists(atPath: target) ? try LocalStorage(root: target) : nil
+    }
+
+    var conflicts: [String] {
+        found.sorted { ($0.rank, $0.order) < ($1.rank, $1.order) }.map(\.conflict)
+    }
+
+    func check(_ member: ArchiveReader.Member, at path: StorePath, order: Int) throws {
+        var head = Data()
+        try member.readContent { chunk in
+            if head.count <= Self.compared { head.append(contentsOf: chunk.prefix(Self.compared + 1 - head.count)) }
+        }
+        guard let storage, try storage.status(path) != nil else { return }
+        if let conflict = try RestoreExecutor.conflict(at: path, in: storage, ourSize: Int64(member.entry.size), ourContent: { head }) {
+            found.append((MemberRole(path).placementRank, order, conflict))
         }
     }
 }

@@ -17,7 +17,9 @@ struct RestoreCommand: AsyncParsableCommand {
             store is accepted on its own. Members are streamed into \
             <root>/.regkeeper-restore-…, each blob checked against its digest and each member \
             against the archive's index as it is written, with link mtimes kept (retention ages \
-            survive); then the tree is renamed into place. A refused archive (truncated, corrupt, \
+            survive); then the tree is renamed into place. --dry-run reads and checks every \
+            member the same way, writes nothing, and tells what would be restored and, with \
+            --merge, which of the target's differing files would be kept. A refused archive (truncated, corrupt, \
             a flipped byte, '..', absolute paths, links, a broken chain) leaves the target as it \
             was. A non-empty target is refused unless --merge, which adds what is missing (blobs, \
             then _layers, revisions, tags) and never replaces a file. Stop the registry first, or \
@@ -57,6 +59,9 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print nothing but errors.")
     var quiet = false
 
+    @Flag(name: .long, help: "Read and check the archives as a restore does and tell what it would restore (and, with --merge, keep); write nothing.")
+    var dryRun = false
+
     @Option(name: .customLong("log-level"), help: ArgumentHelp("Log to standard error from this level up: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
     var logLevel: Logger.Level = .warning
 
@@ -70,8 +75,15 @@ struct RestoreCommand: AsyncParsableCommand {
     func run() async throws {
         do {
             let target = URL(fileURLWithPath: root).standardizedFileURL.path
-            try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-            let lock = try takeLock(StoreLocation(root: target), .exclusive, wait: .seconds(TimeSpan(wait)?.seconds ?? 0))
+            let wait = Duration.seconds(TimeSpan(self.wait)?.seconds ?? 0)
+            // A dry run only reads the target, and an absent one needs no lock at all.
+            var lock: StoreLock?
+            if !dryRun {
+                try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+                lock = try takeLock(StoreLocation(root: target), .exclusive, wait: wait)
+            } else if FileManager.default.fileExists(atPath: target) {
+                lock = try takeLock(StoreLocation(root: target), .shared, wait: wait)
+            }
             defer { withExtendedLifetime(lock) {} }
             let result: RestoreResult
             do {
@@ -80,11 +92,19 @@ struct RestoreCommand: AsyncParsableCommand {
                     paths = try await BackupCatalog.open(directory: catalog).chain().map(\.path)
                 }
                 let chain = try ArchiveChain(try paths.map { path throws(ArchiveError) in try ArchiveReader(path: path) })
-                var options = RestoreOptions(merge: merge)
+                var options = RestoreOptions(merge: merge, dryRun: dryRun)
                 if !repositories.isEmpty { options.repositories = Set(repositories.compactMap { RepositoryName($0) }) }
-                var restore = RecordedRestore(target: target, options: options, arguments: CommandLine.arguments.joined(separator: " "))
-                restore.reporter = commandReporter(quiet: quiet || json, logLevel: logLevel)
-                result = try await restore.run(chain)
+                let reporter = commandReporter(quiet: quiet || json, logLevel: logLevel)
+                if dryRun {
+                    // Changes nothing, so it is no run of the target's history.
+                    var executor = RestoreExecutor(target: target, options: options)
+                    executor.reporter = reporter
+                    result = try executor.restore(chain)
+                } else {
+                    var restore = RecordedRestore(target: target, options: options, arguments: CommandLine.arguments.joined(separator: " "))
+                    restore.reporter = reporter
+                    result = try await restore.run(chain)
+                }
             } catch let error as StateStoreError {
                 throw CommandFailure("cannot record the run in \(target)'s state database: \(error)", status: ExitStatus.failure)
             } catch let error as ArchiveError {
@@ -98,12 +118,13 @@ struct RestoreCommand: AsyncParsableCommand {
             if json {
                 try writeJSON(result)
             } else if !quiet {
-                printLine("restored \(result.blobs) blobs (\(result.blobBytes.formattedBytes)), \(result.links) links, \(result.otherFiles) other files into \(target)")
-                for conflict in result.conflicts { printLine("kept: \(conflict)") }
-                for skipped in result.skipped { printLine("skipped: \(skipped)") }
+                let (restored, kept, skipped) = dryRun ? ("dry run: would restore", "would keep", "would skip") : ("restored", "kept", "skipped")
+                printLine("\(restored) \(result.blobs) blobs (\(result.blobBytes.formattedBytes)), \(result.links) links, \(result.otherFiles) other files into \(target)")
+                for conflict in result.conflicts { printLine("\(kept): \(conflict)") }
+                for member in result.skipped { printLine("\(skipped): \(member)") }
             }
             if !result.conflicts.isEmpty || result.skipped.contains(where: { $0.hasPrefix("blob ") }) {
-                throw CommandFailure("restored with \(result.conflicts.count) conflict(s) and \(result.skipped.count) skipped member(s)", status: ExitStatus.partialFailure)
+                throw CommandFailure("\(dryRun ? "a restore would end" : "restored") with \(result.conflicts.count) conflict(s) and \(result.skipped.count) skipped member(s)", status: ExitStatus.partialFailure)
             }
         } catch let failure as CommandFailure {
             throw fail(failure)

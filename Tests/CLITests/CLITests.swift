@@ -15,7 +15,11 @@ import Testing
     }
 
     static func regkeeper(_ arguments: [String]) throws -> Run {
-        let output = try ProcessRunner.runBlocking(productsDirectory.appendingPathComponent("regkeeper").path, arguments, allowFailure: true)
+        try run(productsDirectory.appendingPathComponent("regkeeper").path, arguments)
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) throws -> Run {
+        let output = try ProcessRunner.runBlocking(executable, arguments, allowFailure: true)
         return Run(status: output.status, stdout: output.stdoutText, stderr: output.stderrText)
     }
 
