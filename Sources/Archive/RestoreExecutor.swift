@@ -188,6 +188,9 @@ public struct RestoreExecutor {
         }
     }
 
+    /// How much of the target's link or other file a merge compares.
+    fileprivate static let comparedBytes = 4096
+
     /// What `--merge` reports for a file the target already holds: a blob of another size, or
     /// a link or other file with other content (the target's is kept); nil when they agree.
     fileprivate static func conflict(at path: StorePath, in storage: LocalStorage, ourSize: Int64?, ourContent: () -> Data?) throws -> String? {
@@ -195,7 +198,7 @@ public struct RestoreExecutor {
             guard let theirs = try storage.status(path)?.size, ourSize != theirs else { return nil }
             return "\(path): the target's blob has \(theirs) bytes, the archive's other (kept the target's)"
         }
-        let theirs = try storage.read(path, limit: 4096)
+        let theirs = try storage.read(path, limit: comparedBytes)
         guard theirs != ourContent() else { return nil }
         return "\(path): the target holds '\(String(decoding: theirs.prefix(80), as: UTF8.self))' (kept it)"
     }
@@ -204,9 +207,8 @@ public struct RestoreExecutor {
 /// `--merge --dry-run`: for each member the target already holds, the conflict the merge
 /// would report, listed in the order the merge places files.
 private final class MergeRehearsal {
-    /// The merge reads at most this much of the target's link or other file; one byte more
-    /// of ours tells a longer file apart.
-    private static let compared = 4096
+    /// One byte more of ours than the merge compares tells a longer file apart.
+    private static let compared = RestoreExecutor.comparedBytes
     private let storage: LocalStorage?
     private var found: [(rank: Int, order: Int, conflict: String)] = []
 
