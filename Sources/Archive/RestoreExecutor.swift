@@ -66,14 +66,33 @@ public struct RestoreExecutor {
         }
         defer { staging?.remove() }
 
+        var (result, staged) = try reporter.phase("restore") {
+            try stage(chain, needed: needed, into: staging, rehearsal: rehearsal)
+        }.0
+        guard let staging else {
+            result.conflicts = rehearsal?.conflicts ?? []
+            return result
+        }
+        try reporter.phase("sync") { try staging.sync() }
+        try reporter.phase("place") {
+            if options.merge {
+                try merge(staged, from: staging, into: &result)
+            } else {
+                try moveWhole(staging)
+            }
+        }
+        return result
+    }
+
+    /// Streams the chain's members into `staging` (or, for a dry run, through `rehearsal`),
+    /// checking each; returns the counts and the files staged, in stream order.
+    private func stage(_ chain: ArchiveChain, needed: [Digest: ArchiveID], into staging: StagingArea?,
+                       rehearsal: MergeRehearsal?) throws -> (RestoreResult, [(StorePath, MemberRole)]) {
         var result = RestoreResult(archives: chain.readers.map(\.path))
         var staged: [(StorePath, MemberRole)] = []
         var written = Set<Digest>()
         let totalBytes = chain.readers.reduce(Int64(0)) { $0 + $1.fileSize }
         var bytesBefore: Int64 = 0
-        let clock = ContinuousClock()
-        var started = clock.now
-        reporter.phaseStarted("restore")
         for reader in chain.readers {
             let isLast = reader === chain.last
             let id = reader.index?.metadata.id
@@ -119,24 +138,7 @@ public struct RestoreExecutor {
         if let missing = needed.keys.first(where: { !written.contains($0) }) {
             throw ArchiveError.missingBlob(digest: missing, archive: needed[missing]!)
         }
-        reporter.phaseFinished("restore", elapsed: clock.now - started)
-        guard let staging else {
-            result.conflicts = rehearsal?.conflicts ?? []
-            return result
-        }
-        started = clock.now
-        reporter.phaseStarted("sync")
-        try staging.sync()
-        reporter.phaseFinished("sync", elapsed: clock.now - started)
-        started = clock.now
-        reporter.phaseStarted("place")
-        if options.merge {
-            try merge(staged, from: staging, into: &result)
-        } else {
-            try moveWhole(staging)
-        }
-        reporter.phaseFinished("place", elapsed: clock.now - started)
-        return result
+        return (result, staged)
     }
 
     /// True if `directory` exists and holds any non-directory entry at any depth.
@@ -192,13 +194,19 @@ public struct RestoreExecutor {
     fileprivate static let comparedBytes = 4096
 
     /// What `--merge` reports for a file the target already holds: a blob of another size, or
-    /// a link or other file with other content (the target's is kept); nil when they agree.
+    /// a link or other file with other content (the target's is kept); nil when they agree or
+    /// the target lacks the file.
     fileprivate static func conflict(at path: StorePath, in storage: LocalStorage, ourSize: Int64?, ourContent: () -> Data?) throws -> String? {
         if case .blob = MemberRole(path) {
             guard let theirs = try storage.status(path)?.size, ourSize != theirs else { return nil }
             return "\(path): the target's blob has \(theirs) bytes, the archive's other (kept the target's)"
         }
-        let theirs = try storage.read(path, limit: comparedBytes)
+        let theirs: Data
+        do {
+            theirs = try storage.read(path, limit: comparedBytes)
+        } catch .notFound {
+            return nil
+        }
         guard theirs != ourContent() else { return nil }
         return "\(path): the target holds '\(String(decoding: theirs.prefix(80), as: UTF8.self))' (kept it)"
     }
@@ -225,7 +233,7 @@ private final class MergeRehearsal {
         try member.readContent { chunk in
             if head.count <= Self.compared { head.append(contentsOf: chunk.prefix(Self.compared + 1 - head.count)) }
         }
-        guard let storage, try storage.status(path) != nil else { return }
+        guard let storage else { return }
         if let conflict = try RestoreExecutor.conflict(at: path, in: storage, ourSize: Int64(member.entry.size), ourContent: { head }) {
             found.append((MemberRole(path).placementRank, order, conflict))
         }

@@ -68,7 +68,7 @@ public struct SweepExecutor: Sendable {
     public func execute(_ plan: GCPlan) async throws -> GCResult {
         guard plan.sweepAllowed else { throw GCError.brokenManifests(plan.broken) }
         try await hooks.beforeSweep()
-        let (fresh, _) = try await reporter.phase("re-read") { try recentlyLinked(since: plan.markStartedAt) }
+        let (fresh, _) = try reporter.phase("re-read") { try recentlyLinked(since: plan.markStartedAt) }
 
         var result = GCResult(applied: plan)
         result.applied.blobs = plan.blobs.filter { !fresh.blobs.contains($0.digest) }

@@ -33,4 +33,16 @@ extension ProgressReporter {
         phaseFinished(name, elapsed: elapsed)
         return (result, elapsed)
     }
+
+    /// `phase` for synchronous callers.
+    @discardableResult
+    public func phase<T>(_ name: String, _ body: () throws -> T) rethrows -> (T, Duration) {
+        phaseStarted(name)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let result = try body()
+        let elapsed = clock.now - start
+        phaseFinished(name, elapsed: elapsed)
+        return (result, elapsed)
+    }
 }

@@ -101,7 +101,7 @@ struct BackupCommand: AsyncParsableCommand {
                 if let parent = metadata.parent { printLine("builds on \(parent)") }
             }
             if !result.findings.isEmpty {
-                throw CommandFailure("\(result.findings.count) problem(s) in the store:\n  " + result.findings.map(\.description).joined(separator: "\n  "), status: ExitStatus.partialFailure)
+                throw storeProblems(result.findings)
             }
         } catch let failure as CommandFailure {
             throw fail(failure)
@@ -110,6 +110,11 @@ struct BackupCommand: AsyncParsableCommand {
 }
 
 extension BackupCommand {
+    /// Blobs missing or unreadable in the store: the archive (or plan) goes without them.
+    private func storeProblems(_ findings: [BackupFinding]) -> CommandFailure {
+        CommandFailure("\(findings.count) problem(s) in the store:\n  " + findings.map(\.description).joined(separator: "\n  "), status: ExitStatus.partialFailure)
+    }
+
     private func showPlan(_ backup: Backup) async throws {
         if let outputFile, FileManager.default.fileExists(atPath: outputFile) {
             throw CommandFailure(ArchiveError.outputExists(path: URL(fileURLWithPath: outputFile).path).description, status: ExitStatus.failure)
@@ -130,7 +135,7 @@ extension BackupCommand {
             }
         }
         if !plan.findings.isEmpty {
-            throw CommandFailure("\(plan.findings.count) problem(s) in the store:\n  " + plan.findings.map(\.description).joined(separator: "\n  "), status: ExitStatus.partialFailure)
+            throw storeProblems(plan.findings)
         }
     }
 }
