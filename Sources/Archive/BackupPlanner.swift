@@ -102,18 +102,10 @@ public struct BackupPlanner: Sendable {
     private static func readTags(_ scanner: StoreScanner, _ name: RepositoryName) -> RepositoryLinks {
         var state = RepositoryLinks(name: name)
         let directory = Layout.tagsDirectory(name)
-        let entries: [DirectoryEntry]
-        do {
-            entries = try scanner.storage.list(directory)
-        } catch .notFound {
-            return state
-        } catch {
-            state.findings.append(.unreadable(path: directory, reason: error.description))
-            return state
-        }
-        for entry in entries.sorted(by: { $0.name < $1.name }) {
+        for entry in scanner.listing(directory, &state.findings).sorted(by: { $0.name < $1.name }) {
             guard entry.kind == .directory, let tag = Tag(entry.name) else {
-                state.findings.append(.stray(path: directory.appending(entry.name) ?? directory, reason: "not a tag directory"))
+                let path = directory.appending(entry.name) ?? directory
+                state.findings.append(entry.kind == .symlink ? .symlink(path: path) : .stray(path: path, reason: "not a tag directory"))
                 continue
             }
             // Only a link whose file holds a digest is carried: a guess from the path would
@@ -125,14 +117,7 @@ public struct BackupPlanner: Sendable {
             }
             for algorithm in Digest.Algorithm.allCases {
                 let index = Layout.tagIndexDirectory(name, tag, algorithm)
-                let digests: [Digest]
-                do {
-                    digests = try scanner.digestDirectories(index, algorithm)
-                } catch {
-                    state.findings.append(.unreadable(path: index, reason: error.description))
-                    continue
-                }
-                for digest in digests.sorted() {
+                for digest in scanner.digestDirectories(index, algorithm, &state.findings).sorted() {
                     if let link = scanner.readLink(Layout.tagIndexLink(name, tag, digest), recovering: digest, &state.findings) {
                         state.tagHistory.append((tag, link, digest))
                     }
@@ -148,14 +133,7 @@ public struct BackupPlanner: Sendable {
         var state = state
         for algorithm in Digest.Algorithm.allCases {
             let directory = kind == .revision ? Layout.revisionsDirectory(state.name, algorithm) : Layout.layersDirectory(state.name, algorithm)
-            let digests: [Digest]
-            do {
-                digests = try scanner.digestDirectories(directory, algorithm)
-            } catch {
-                state.findings.append(.unreadable(path: directory, reason: error.description))
-                continue
-            }
-            for digest in digests {
+            for digest in scanner.digestDirectories(directory, algorithm, &state.findings) {
                 let path = kind == .revision ? Layout.revisionLink(state.name, digest) : Layout.layerLink(state.name, digest)
                 // A damaged revision or `_layers` link is recovered from its directory name.
                 guard var link = scanner.readLink(path, recovering: digest, &state.findings) else { continue }

@@ -11,6 +11,10 @@ public struct GCOptions: Sendable, Hashable {
     public var uploadMaxAge = TimeSpan(seconds: 168 * 3600)
     /// Sweep even when some manifests cannot be read, keeping all they might reference.
     public var allowBroken = false
+    /// How long doomed items stay out of the registry's sight before links written during the
+    /// run are re-read (`SweepExecutor`): longer than any push request takes between checking
+    /// that a blob exists and writing its link.
+    public var settle = TimeSpan(seconds: 30)
     public var jobs = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     public init() {}
@@ -74,6 +78,9 @@ public struct GCPlan: Sendable, Encodable {
     public var links: [LinkRemoval] = []
     public var uploads: [UploadPurge] = []
     public var broken: [BrokenManifest] = []
+    /// Paths that decide what is live but could not be read (unreadable, a symbolic link,
+    /// `repositories/` absent): the mark is incomplete and nothing may be swept.
+    public var incomplete: [StoreFinding] = []
     public var findings: [StoreFinding] = []
     public var counts = Counts()
 
@@ -84,8 +91,13 @@ public struct GCPlan: Sendable, Encodable {
         public var allowBroken: Bool
     }
 
-    /// Broken manifests stop the sweep unless the operator accepted them.
-    public var sweepAllowed: Bool { broken.isEmpty || options.allowBroken }
+    /// Why this plan may not be swept, or nil. An incomplete mark always refuses; broken
+    /// manifests refuse unless the operator accepted them (`--allow-broken`).
+    public var refusal: GCError? {
+        if !incomplete.isEmpty { return .incompleteMark(incomplete) }
+        if !broken.isEmpty, !options.allowBroken { return .brokenManifests(broken) }
+        return nil
+    }
 
     public var bytesFreed: Int64 {
         blobs.reduce(0) { $0 + $1.bytes } + uploads.reduce(0) { $0 + $1.bytes }
@@ -97,9 +109,17 @@ public struct GCPlan: Sendable, Encodable {
 /// Why gc stopped before deleting anything.
 public enum GCError: Error, CustomStringConvertible {
     case brokenManifests([GCPlan.BrokenManifest])
+    /// Parts of the tree that decide what is live could not be read: what they hide is unknown.
+    case incompleteMark([StoreFinding])
 
     public var description: String {
         switch self {
+        case .incompleteMark(let findings):
+            return (["refusing to sweep: \(findings.count) path(s) that decide what is live cannot be read, so nothing can be judged unused:"]
+                + findings.map { "  \($0)" }
+                + ["make them readable by the user running gc (or run it as the registry's user), replace symbolic links with "
+                    + "what they point to, and mount or restore repositories/; --allow-broken does not override this"])
+                .joined(separator: "\n")
         case .brokenManifests(let broken):
             let listed = broken.prefix(10).map { "  \($0.repository)@\($0.digest) (\($0.referencedBy)): \($0.reason)" }
             let more = broken.count > 10 ? ["  … and \(broken.count - 10) more"] : []

@@ -38,20 +38,25 @@ public struct GarbageCollector: Sendable {
         var marking = DigestSet.Builder()
         var repositories: [RepositoryName] = []
         try await reporter.phase("mark") {
-            let (names, findings) = try scanner.repositories()
+            let (names, findings) = scanner.repositories()
             repositories = names
             plan.findings += findings
+            if try storage.status(Layout.repositoriesRoot) == nil, try !scanner.shardDirectories().shards.isEmpty {
+                plan.incomplete.append(.unreadable(
+                    path: Layout.repositoriesRoot, reason: "absent while blobs/ holds data (an unmounted or half-restored volume?)"))
+            }
             let storage = storage
             let deleteUntagged = options.deleteUntagged
             var done: Int64 = 0
             try await boundedForEach(names, jobs: jobs) { name in
-                let (state, findings) = scanner.scanRepository(name, depth: .marking)
+                let (state, scanFindings) = scanner.scanRepository(name, depth: .marking)
+                var findings = scanFindings
                 var mark = MarkPhase(loader: ManifestLoader(storage: storage), deleteUntagged: deleteUntagged).mark(state)
                 if !mark.broken.isEmpty {
                     // Its blobs are unknown: keep everything the repository could reference.
-                    // A listing that fails stops the run: nothing would be left to keep them.
+                    // A listing that fails makes the mark incomplete: nothing would keep them.
                     for algorithm in Digest.Algorithm.allCases {
-                        mark.marked.formUnion(try scanner.digestDirectories(Layout.layersDirectory(name, algorithm), algorithm))
+                        mark.marked.formUnion(scanner.digestDirectories(Layout.layersDirectory(name, algorithm), algorithm, &findings))
                     }
                 }
                 let removals = mark.untagged.map { digest in
@@ -79,6 +84,16 @@ public struct GarbageCollector: Sendable {
         }
         let marked = marking.build()
         plan.counts.repositories = repositories.count
+        plan.incomplete += plan.findings.filter(\.hidesContent)
+        plan.findings.removeAll(where: \.hidesContent)
+        // What a mark that did not see everything leaves unmarked says nothing: plan no deletions.
+        guard plan.incomplete.isEmpty else {
+            plan.incomplete.sort { $0.path < $1.path }
+            plan.manifests = []
+            plan.links = []
+            plan.uploads = []
+            return plan
+        }
 
         let graceCutoff = markStartedAt.addingTimeInterval(-TimeInterval(options.gracePeriod.seconds))
         var unmarked: Set<Digest> = []
@@ -98,7 +113,17 @@ public struct GarbageCollector: Sendable {
             }
             plan.blobs.sort { $0.digest < $1.digest }
             plan.counts.blobsMarked = present - candidates.count
-            plan.links += try await danglingLayerLinks(repositories, marked: marked, unmarked: unmarked, deleted: Set(plan.blobs.map(\.digest)))
+            let (dangling, listingFindings) = try await danglingLayerLinks(
+                repositories, marked: marked, unmarked: unmarked, deleted: Set(plan.blobs.map(\.digest)))
+            plan.links += dangling
+            plan.incomplete += listingFindings
+        }
+        guard plan.incomplete.isEmpty else {
+            plan.blobs = []
+            plan.manifests = []
+            plan.links = []
+            plan.uploads = []
+            return plan
         }
         plan.manifests.sort { ($0.repository, $0.digest) < ($1.repository, $1.digest) }
         plan.links.sort { ($0.repository, $0.kind.rawValue, $0.digest) < ($1.repository, $1.kind.rawValue, $1.digest) }
@@ -120,13 +145,15 @@ public struct GarbageCollector: Sendable {
     /// which verify reports; gc leaves its links alone.
     private func danglingLayerLinks(
         _ repositories: [RepositoryName], marked: DigestSet, unmarked: Set<Digest>, deleted: Set<Digest>
-    ) async throws -> [GCPlan.LinkRemoval] {
+    ) async throws -> (links: [GCPlan.LinkRemoval], findings: [StoreFinding]) {
         let scanner = StoreScanner(storage: storage)
         var links: [GCPlan.LinkRemoval] = []
+        var findings: [StoreFinding] = []
         try await boundedForEach(repositories, jobs: options.jobs) { name in
             var links: [GCPlan.LinkRemoval] = []
+            var findings: [StoreFinding] = []
             for algorithm in Digest.Algorithm.allCases {
-                for digest in try scanner.digestDirectories(Layout.layersDirectory(name, algorithm), algorithm) {
+                for digest in scanner.digestDirectories(Layout.layersDirectory(name, algorithm), algorithm, &findings) {
                     if deleted.contains(digest) {
                         links.append(.init(repository: name, digest: digest, kind: .layer, reason: "blob swept by this run"))
                     } else if !marked.contains(digest), !unmarked.contains(digest) {
@@ -134,9 +161,12 @@ public struct GarbageCollector: Sendable {
                     }
                 }
             }
-            return links
-        } consume: { links += $0 }
-        return links
+            return (links, findings)
+        } consume: {
+            links += $0.0
+            findings += $0.1
+        }
+        return (links, findings)
     }
 }
 

@@ -44,7 +44,8 @@ public struct MarkPhase: Sendable {
                 if link.target != digest { roots.append((digest, "revision directory")) }
             }
         }
-        traverse(roots, state.name, &mark)
+        let aliases = Self.aliases(state)
+        traverse(roots, state.name, aliases, &mark)
         guard deleteUntagged else {
             mark.missingRevisions = missingRevisions(state, mark)
             return mark
@@ -60,14 +61,14 @@ public struct MarkPhase: Sendable {
                 switch loader.load(digest) {
                 case .success(let manifest):
                     if let subject = manifest.subject, mark.kept.contains(subject.digest) {
-                        traverse([(digest, "referrer of \(subject.digest)")], state.name, &mark)
+                        traverse([(digest, "referrer of \(subject.digest)")], state.name, aliases, &mark)
                         changed = true
                     } else {
                         stillPending.append(digest)
                     }
                 case .failure(let error):
                     // It may be a referrer of a kept image: keep it and report it.
-                    traverse([(digest, "untagged revision (\(error))")], state.name, &mark)
+                    traverse([(digest, "untagged revision (\(error))")], state.name, aliases, &mark)
                 }
             }
             pending = stillPending
@@ -84,14 +85,28 @@ public struct MarkPhase: Sendable {
         }.map(\.key).sorted()
     }
 
-    private func traverse(_ roots: [(Digest, String)], _ repository: RepositoryName, _ mark: inout RepositoryMark) {
+    /// Links of this repository that name another blob than their directory: a layer pushed
+    /// as `sha512:…` is stored under its sha256 and served through such a link, so marking
+    /// the digest a manifest names must mark the blob its link names too.
+    static func aliases(_ state: RepositoryState) -> [Digest: Digest] {
+        var aliases: [Digest: Digest] = [:]
+        for (digest, link) in state.layers where link.target != digest { aliases[digest] = link.target }
+        return aliases
+    }
+
+    private func traverse(
+        _ roots: [(Digest, String)], _ repository: RepositoryName, _ aliases: [Digest: Digest], _ mark: inout RepositoryMark
+    ) {
         var stack = roots.reversed().map { $0 }
         while let (digest, via) = stack.popLast() {
             guard mark.kept.insert(digest).inserted else { continue }
             mark.marked.insert(digest)
             switch loader.load(digest) {
             case .success(let manifest):
-                for blob in manifest.blobReferences { mark.marked.insert(blob.digest) }
+                for blob in manifest.blobReferences {
+                    mark.marked.insert(blob.digest)
+                    if let alias = aliases[blob.digest] { mark.marked.insert(alias) }
+                }
                 for child in manifest.children.reversed() { stack.append((child.digest, "child of \(digest)")) }
             case .failure(let error):
                 mark.broken.append(GCPlan.BrokenManifest(

@@ -132,6 +132,8 @@ extension IntegrityFinding {
             self.init(kind: .stray, path: path, digest: nil, message: reason)
         case .unreadable(let path, let reason):
             self.init(kind: .unreadable, path: path, digest: nil, message: reason)
+        case .symlink(let path):
+            self.init(kind: .unreadable, path: path, digest: nil, message: finding.description)
         }
     }
 }

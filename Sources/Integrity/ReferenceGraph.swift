@@ -133,12 +133,16 @@ private struct RepositoryWalk {
                 continue
             }
             var targets: [Digest] = []
-            for blob in manifest.blobReferences {
+            for reference in manifest.blobReferences {
+                // The registry serves a blob through the repository's link, which for a
+                // digest of another algorithm (sha512) names the blob stored under sha256.
+                var blob = reference
+                blob.digest = state.layers[reference.digest]?.target ?? reference.digest
                 targets.append(blob.digest)
                 declare(blob, by: digest, into: &graph)
                 if !present.contains(blob.digest) {
                     graph.absentReferences[blob.digest, default: []].append("manifest \(digest) in \(state.name)")
-                } else if state.layers[blob.digest] == nil {
+                } else if state.layers[reference.digest] == nil {
                     graph.missingLinks.append(IntegrityFinding(
                         kind: .missing, path: Layout.layerLink(state.name, blob.digest), digest: blob.digest,
                         message: "manifest \(digest) references it but \(state.name) has no _layers link: the registry answers 'blob unknown'"))

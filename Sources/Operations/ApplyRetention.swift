@@ -36,7 +36,7 @@ public struct ApplyRetention: Sendable {
         public var result: RetentionResult
         public var gc: GCResult?
 
-        public var failures: [String] { result.failures + (gc?.failures ?? []) }
+        public var failures: [String] { result.failures + (gc?.failures.map(\.description) ?? []) }
     }
 
     /// Throws `RetentionError.circuitBreaker` (nothing touched) or `GCError.brokenManifests`
@@ -55,10 +55,10 @@ public struct ApplyRetention: Sendable {
             var outcome = Outcome(run: run, result: result, gc: nil)
             if let collect {
                 let plan = try await GarbageCollector(storage: storage, options: collect, reporter: reporter).plan()
-                guard plan.sweepAllowed else { throw GCError.brokenManifests(plan.broken) }
-                let swept = try await SweepExecutor(storage: storage, reporter: reporter).execute(plan)
-                let failed = swept.failures
-                let records = swept.applied.blobs.filter { blob in !failed.contains { $0.hasPrefix("blob \(blob.digest)") } }.map {
+                let swept = try await SweepExecutor(
+                    storage: storage, area: SweepArea(stateDirectory: location.stateDirectory), settle: collect.settle, reporter: reporter
+                ).execute(plan)
+                let records = swept.applied.blobs.map {
                     DeletionRecord(digest: $0.digest.description, kind: .blob, reason: "gc/\($0.reason)", bytes: $0.bytes,
                                    path: Layout.blobDirectory($0.digest).description)
                 }

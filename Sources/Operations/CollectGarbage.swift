@@ -40,27 +40,31 @@ public struct CollectGarbage: Sendable {
         case swept(GCResult, run: RunID)
     }
 
-    /// Throws `GCError.brokenManifests` before deleting anything when the plan may not be swept.
+    /// Throws `GCError` before deleting anything when the plan may not be swept.
     public func run() async throws -> Outcome {
         let started = Date()
         let plan = try await GarbageCollector(storage: storage, options: options, reporter: reporter).plan()
         if dryRun {
-            guard plan.sweepAllowed else { throw GCError.brokenManifests(plan.broken) }
+            if let refusal = plan.refusal { throw refusal }
             return .planned(plan)
         }
         let history = try StateStore.open(at: URL(fileURLWithPath: location.stateDatabasePath))
         let run = try await history.beginRun(command: "gc", arguments: arguments, startedAt: started)
-        guard plan.sweepAllowed else {
-            try await history.finishRun(run, outcome: .failure, counts: ["broken_manifests": Int64(plan.broken.count)], bytes: 0)
+        if let refusal = plan.refusal {
+            try await history.finishRun(
+                run, outcome: .failure,
+                counts: ["broken_manifests": Int64(plan.broken.count), "unreadable_paths": Int64(plan.incomplete.count)], bytes: 0)
             try writeMetrics(started: started, success: false, plan: plan)
-            throw GCError.brokenManifests(plan.broken)
+            throw refusal
         }
         let bin = Trash(stateDirectory: location.stateDirectory)
         try bin.purge(before: started.addingTimeInterval(-TimeInterval(trashKeepFor.seconds)))
         let result: GCResult
         do {
             let area = trash ? bin.area(run: run.rawValue, at: started) : nil
-            result = try await SweepExecutor(storage: storage, reporter: reporter, trashArea: area).execute(plan)
+            result = try await SweepExecutor(
+                storage: storage, area: SweepArea(stateDirectory: location.stateDirectory), settle: options.settle,
+                reporter: reporter, trashArea: area).execute(plan)
         } catch {
             try? await history.finishRun(run, outcome: .interrupted, counts: [:], bytes: 0)
             throw error
@@ -148,5 +152,21 @@ public struct UndoGarbageCollection: Sendable {
             record, outcome: restoration.refused.isEmpty ? .success : .failure,
             counts: ["restored": Int64(restoration.restored.count), "refused": Int64(restoration.refused.count)], bytes: 0)
         return (target.run, restoration)
+    }
+}
+
+/// What a gc killed midway left out of the store goes back before anything else runs: every
+/// command that takes the exclusive lock calls this first.
+public struct RecoverInterruptedSweep: Sendable {
+    public var location: StoreLocation
+
+    public init(location: StoreLocation) { self.location = location }
+
+    /// Nil when no run was interrupted.
+    public func run(opening storage: () throws -> any StoreStorage) throws -> SweepArea.Recovery? {
+        let area = SweepArea(stateDirectory: location.stateDirectory)
+        guard FileManager.default.fileExists(atPath: area.directory) else { return nil }
+        let recovery = try area.recover(into: try storage())
+        return recovery.isEmpty ? nil : recovery
     }
 }

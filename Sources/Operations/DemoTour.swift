@@ -87,8 +87,12 @@ public struct DemoTour: Sendable {
         options.deleteUntagged = true
         try await step("gc --delete-untagged") {
             let plan = try await GarbageCollector(storage: storage, options: options).plan()
-            let result = try await SweepExecutor(storage: storage).execute(plan)
-            return ((), "deleted \(result.applied.blobs.count) blobs and \(result.applied.manifests.count) untagged manifest; "
+            // No push races the demo: a one-second settle shows the protocol without the 30 s wait.
+            let result = try await SweepExecutor(
+                storage: storage, area: SweepArea(stateDirectory: StoreLocation(root: root.path).stateDirectory), settle: TimeSpan(seconds: 1)
+            ).execute(plan)
+            return ((), "deleted \(result.applied.blobs.count) blobs and \(result.applied.manifests.count) untagged manifest "
+                + "(taken out of the registry's sight first, settled 1 s, links re-read); "
                 + "kept the multi-arch children and the signature the peer's --delete-untagged removes")
         }
         try await step("verify") {

@@ -138,6 +138,39 @@ public final class InMemoryStorage: StoreStorage {
         detached.withLock { ($0[directory].map { Array($0.keys) } ?? []).sorted() }
     }
 
+    public func detachedArea(_ directory: String) throws(StorageError) -> any StoreStorage {
+        let area = InMemoryStorage()
+        let files = detached.withLock { $0[directory] ?? [:] }
+        area.nodes.withLock { nodes in
+            for (path, node) in files {
+                Self.createParents(of: path, in: &nodes)
+                nodes[path] = node
+            }
+        }
+        return area
+    }
+
+    public func detachedAreas(under parent: String) throws(StorageError) -> [String] {
+        detached.withLock { areas in
+            areas.keys.compactMap { key in
+                guard key.hasPrefix(parent + "/") else { return nil }
+                let name = key.dropFirst(parent.count + 1)
+                return name.contains("/") ? nil : String(name)
+            }.sorted()
+        }
+    }
+
+    public func moveDetached(from directory: String, to destination: String) throws(StorageError) {
+        try detached.withLock { areas throws(StorageError) in
+            guard areas[destination] == nil else { throw .rootUnavailable(path: destination, errno: Errno(EEXIST)) }
+            areas[destination] = areas.removeValue(forKey: directory) ?? [:]
+        }
+    }
+
+    public func discardDetached(in directory: String) throws(StorageError) {
+        _ = detached.withLock { $0.removeValue(forKey: directory) }
+    }
+
     @discardableResult
     public func remove(_ path: StorePath) throws(StorageError) -> Bool {
         try checkWritable(path)

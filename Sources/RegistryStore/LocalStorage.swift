@@ -317,6 +317,46 @@ public final class LocalStorage: StoreStorage {
         return files.sorted()
     }
 
+    public func detachedArea(_ directory: String) throws(StorageError) -> any StoreStorage {
+        try LocalStorage(root: directory)
+    }
+
+    public func detachedAreas(under parent: String) throws(StorageError) -> [String] {
+        guard let directory = opendir(parent) else {
+            if errno == ENOENT { return [] }
+            throw .rootUnavailable(path: parent, errno: .current)
+        }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = Self.name(of: entry)
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    public func moveDetached(from directory: String, to destination: String) throws(StorageError) {
+        do {
+            try FileManager.default.createDirectory(
+                atPath: (destination as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        } catch {
+            throw .rootUnavailable(path: destination, errno: Errno(EIO))
+        }
+        guard regkeeper_rename_noreplace(AT_FDCWD, directory, AT_FDCWD, destination) == 0 else {
+            throw .rootUnavailable(path: "\(directory) -> \(destination)", errno: .current)
+        }
+    }
+
+    public func discardDetached(in directory: String) throws(StorageError) {
+        let parent = open((directory as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard parent >= 0 else {
+            if errno == ENOENT { return }
+            throw .rootUnavailable(path: directory, errno: .current)
+        }
+        defer { close(parent) }
+        _ = try Self.removeTree(parent: parent, name: (directory as NSString).lastPathComponent, path: StorePath.root)
+    }
+
     @discardableResult
     public func remove(_ path: StorePath) throws(StorageError) -> Bool {
         try checkWritable(path)

@@ -80,14 +80,27 @@ public enum StoreFinding: Sendable, Hashable, CustomStringConvertible, Encodable
     case badLink(path: StorePath, content: String, recovered: Digest?)
     /// An entry that does not belong in the layout (bad name, symlink, missing `data`).
     case stray(path: StorePath, reason: String)
-    /// A path that could not be read (permission, I/O).
+    /// A path that could not be read (permission, I/O, a file where a directory belongs).
     case unreadable(path: StorePath, reason: String)
+    /// A symbolic link inside the store. The registry follows it, the tools do not, so what it
+    /// leads to is unknown to them.
+    case symlink(path: StorePath)
 
     public var kind: String {
         switch self {
         case .badLink: "bad-link"
         case .stray: "stray"
         case .unreadable: "unreadable"
+        case .symlink: "symlink"
+        }
+    }
+
+    /// True when the tools could not see what lies at the path: content the registry may
+    /// serve is hidden from them, so nothing may be judged unused while it stands.
+    public var hidesContent: Bool {
+        switch self {
+        case .unreadable, .symlink: true
+        case .badLink, .stray: false
         }
     }
 
@@ -102,7 +115,7 @@ public enum StoreFinding: Sendable, Hashable, CustomStringConvertible, Encodable
 
     public var path: StorePath {
         switch self {
-        case .badLink(let path, _, _), .stray(let path, _), .unreadable(let path, _): path
+        case .badLink(let path, _, _), .stray(let path, _), .unreadable(let path, _), .symlink(let path): path
         }
     }
 
@@ -113,6 +126,8 @@ public enum StoreFinding: Sendable, Hashable, CustomStringConvertible, Encodable
             return "bad link \(path): holds \(shown)" + (recovered.map { "; using \($0) from its path" } ?? "")
         case .stray(let path, let reason): return "stray \(path): \(reason)"
         case .unreadable(let path, let reason): return "unreadable \(path): \(reason)"
+        case .symlink(let path):
+            return "symbolic link \(path): not followed; replace it with the directory or file it points to"
         }
     }
 }

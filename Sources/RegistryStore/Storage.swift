@@ -104,6 +104,15 @@ public protocol StoreStorage: Sendable {
     func reattach(_ path: StorePath, from directory: String) throws(StorageError)
     /// Store paths of the files detached into `directory`.
     func detachedFiles(in directory: String) throws(StorageError) -> [StorePath]
+    /// A read-only view of what was detached into `directory`, laid out as the store is, so
+    /// that a sweep can re-read links and manifests that left the registry's sight.
+    func detachedArea(_ directory: String) throws(StorageError) -> any StoreStorage
+    /// Names of the areas (directories) below `parent`; none when `parent` does not exist.
+    func detachedAreas(under parent: String) throws(StorageError) -> [String]
+    /// Moves a whole detached area (e.g. a sweep's, into the trash); same filesystem.
+    func moveDetached(from directory: String, to destination: String) throws(StorageError)
+    /// Deletes everything detached into `directory`, and the area itself.
+    func discardDetached(in directory: String) throws(StorageError)
     /// Removes a directory only if it is empty; returns whether it did.
     @discardableResult
     func removeIfEmpty(_ path: StorePath) throws(StorageError) -> Bool

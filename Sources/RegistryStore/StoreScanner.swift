@@ -2,7 +2,8 @@ import Foundation
 import RegistryModel
 
 /// Reads the layout: repositories and their links, blobs, uploads. Damage is collected as
-/// findings and the walk goes on, because one bad link must not stop a whole run.
+/// findings and the walk goes on, because one bad link must not stop a whole run; a finding
+/// that `hidesContent` tells every caller that decides what is unused to refuse.
 public struct StoreScanner: Sendable {
     public let storage: any StoreStorage
 
@@ -11,41 +12,67 @@ public struct StoreScanner: Sendable {
     /// Link files are a digest, at most `sha512:` + 128 hex; anything longer is garbage.
     static let linkSizeLimit = 4096
 
+    // MARK: Listing
+
+    /// A directory's entries; an absent directory has none, and any other failure is a finding
+    /// (a refused symbolic link named as one), so that no caller can mistake it for empty.
+    public func listing(_ directory: StorePath, _ findings: inout [StoreFinding]) -> [DirectoryEntry] {
+        do {
+            return try storage.list(directory)
+        } catch .notFound {
+            return []
+        } catch {
+            findings.append(finding(reading: directory, error))
+            return []
+        }
+    }
+
+    /// `error` from reading `path` as a finding. A refused symbolic link is traced to the
+    /// component that is one, so that the message names what the operator must replace.
+    public func finding(reading path: StorePath, _ error: StorageError) -> StoreFinding {
+        guard case .symlinkRefused = error else { return .unreadable(path: path, reason: error.description) }
+        var prefix = StorePath.root
+        for component in path.components {
+            prefix = prefix.appending(trusted: component)
+            if (try? storage.status(prefix))??.kind == .symlink { return .symlink(path: prefix) }
+        }
+        return .symlink(path: path)
+    }
+
+    /// An entry that should be a directory: a symbolic link or anything else is a finding.
+    private func expectDirectory(_ entry: DirectoryEntry, at path: StorePath, otherwise reason: String, _ findings: inout [StoreFinding]) -> Bool {
+        switch entry.kind {
+        case .directory: return true
+        case .symlink: findings.append(.symlink(path: path))
+        default: findings.append(.stray(path: path, reason: reason))
+        }
+        return false
+    }
+
     // MARK: Repositories
 
     /// Every repository: a directory under `repositories/` holding `_manifests`, `_layers` or
     /// `_uploads`. Names nest, so the walk continues below a repository too.
-    public func repositories() throws(StorageError) -> (names: [RepositoryName], findings: [StoreFinding]) {
+    public func repositories() -> (names: [RepositoryName], findings: [StoreFinding]) {
         var names: [RepositoryName] = []
         var findings: [StoreFinding] = []
-        guard try storage.status(Layout.repositoriesRoot) != nil else { return ([], []) }
         var pending = [Layout.repositoriesRoot]
         while let directory = pending.popLast() {
-            let entries: [DirectoryEntry]
-            do {
-                entries = try storage.list(directory)
-            } catch {
-                findings.append(.unreadable(path: directory, reason: error.description))
-                continue
-            }
             var isRepository = false
-            for entry in entries {
+            for entry in listing(directory, &findings) {
+                guard let child = directory.appending(entry.name) else { continue }
                 if entry.name.hasPrefix("_") {
                     if [Layout.manifestsDirectoryName, Layout.layersDirectoryName, Layout.uploadsDirectoryName].contains(entry.name) {
                         isRepository = true
+                        if entry.kind == .symlink { findings.append(.symlink(path: child)) }
                     }
                     continue
                 }
-                guard let child = directory.appending(entry.name) else { continue }
-                switch entry.kind {
-                case .directory where RepositoryName.isValidComponent(entry.name):
+                guard expectDirectory(entry, at: child, otherwise: "file where repositories hold directories", &findings) else { continue }
+                if RepositoryName.isValidComponent(entry.name) {
                     pending.append(child)
-                case .symlink:
-                    findings.append(.stray(path: child, reason: "symbolic link (not followed)"))
-                case .directory:
+                } else {
                     findings.append(.stray(path: child, reason: "not a valid repository name component"))
-                default:
-                    findings.append(.stray(path: child, reason: "file where repositories hold directories"))
                 }
             }
             if isRepository, let name = Layout.repositoryName(at: directory) { names.append(name) }
@@ -57,9 +84,10 @@ public struct StoreScanner: Sendable {
     public enum Depth: Sendable {
         /// Every link file's content: what verify and backup need to report damaged links.
         case complete
-        /// What marking needs, at a fraction of the system calls: revision links are stat'ed
-        /// (their directory names the digest), tag histories are listed, `_layers` is skipped;
-        /// only tags' current links are read.
+        /// What marking needs, at a fraction of the system calls: sha256 revision links are
+        /// stat'ed (their directory names the digest), tag histories are listed, sha256
+        /// `_layers` are skipped; only tags' current links and links of other algorithms
+        /// (which may name another blob) are read.
         case marking
     }
 
@@ -69,7 +97,9 @@ public struct StoreScanner: Sendable {
         var findings: [StoreFinding] = []
         for algorithm in Digest.Algorithm.allCases {
             let revisions = Layout.revisionsDirectory(name, algorithm)
-            switch depth {
+            // A layer pushed as sha512 is stored under its sha256 and linked as
+            // `_layers/sha512/<hex>/link` holding `sha256:…`: such links are always read.
+            switch algorithm == .sha256 ? depth : .complete {
             case .complete:
                 for (digest, link) in digestLinks(revisions, algorithm, &findings) {
                     if let link { state.revisions[digest] = link } else { state.deletedRevisions.insert(digest) }
@@ -103,48 +133,49 @@ public struct StoreScanner: Sendable {
         } catch .notFound {
             return []
         } catch {
-            findings.append(.unreadable(path: directory, reason: error.description))
+            findings.append(finding(reading: directory, error))
             return []
         }
         return entries.compactMap { probed in
-            guard let path = directory.appending(probed.entry.name) else { return nil }
-            guard probed.entry.kind == .directory, let digest = Digest(algorithm: algorithm, hex: probed.entry.name) else {
-                findings.append(.stray(path: path, reason: probed.entry.kind == .symlink ? "symbolic link (not followed)" : "not a digest directory"))
+            guard let path = directory.appending(probed.entry.name),
+                  expectDirectory(probed.entry, at: path, otherwise: "not a digest directory", &findings) else { return nil }
+            guard let digest = Digest(algorithm: algorithm, hex: probed.entry.name) else {
+                findings.append(.stray(path: path, reason: "not a digest directory"))
                 return nil
             }
             if let failure = probed.probeFailure {
-                findings.append(.unreadable(path: path.appending(trusted: Layout.linkFileName), reason: failure.description))
+                findings.append(finding(reading: path.appending(trusted: Layout.linkFileName), failure))
                 return (digest, Link(target: digest, modified: .distantFuture, recovered: true))
             }
             return (digest, probed.probe.map { Link(target: digest, modified: $0.modified) })
         }
     }
 
-    /// Digest directory names under `<alg>/`, without reading their links.
-    public func digestDirectories(_ directory: StorePath, _ algorithm: Digest.Algorithm) throws(StorageError) -> [Digest] {
-        guard let entries = try listIfPresent(directory) else { return [] }
-        return entries.compactMap { $0.kind == .directory ? Digest(algorithm: algorithm, hex: $0.name) : nil }
+    /// Digest directory names under `<alg>/`, without reading their links; a listing that
+    /// fails and an entry that is a symbolic link are findings.
+    public func digestDirectories(_ directory: StorePath, _ algorithm: Digest.Algorithm, _ findings: inout [StoreFinding]) -> [Digest] {
+        listing(directory, &findings).compactMap { entry in
+            guard let path = directory.appending(entry.name) else { return nil }
+            if entry.kind == .symlink {
+                findings.append(.symlink(path: path))
+                return nil
+            }
+            return entry.kind == .directory ? Digest(algorithm: algorithm, hex: entry.name) : nil
+        }
     }
 
     /// Reads a `<alg>/<hex>/link` tree; a directory with no link maps to nil.
     private func digestLinks(
         _ directory: StorePath, _ algorithm: Digest.Algorithm, _ findings: inout [StoreFinding]
     ) -> [(Digest, Link?)] {
-        let entries: [DirectoryEntry]
-        do {
-            entries = try storage.list(directory)
-        } catch .notFound {
-            return []
-        } catch {
-            findings.append(.unreadable(path: directory, reason: error.description))
-            return []
-        }
+        let entries = listing(directory, &findings)
         var links: [(Digest, Link?)] = []
         links.reserveCapacity(entries.count)
         for entry in entries {
-            guard let path = directory.appending(entry.name) else { continue }
-            guard entry.kind == .directory, let digest = Digest(algorithm: algorithm, hex: entry.name) else {
-                findings.append(.stray(path: path, reason: entry.kind == .symlink ? "symbolic link (not followed)" : "not a digest directory"))
+            guard let path = directory.appending(entry.name),
+                  expectDirectory(entry, at: path, otherwise: "not a digest directory", &findings) else { continue }
+            guard let digest = Digest(algorithm: algorithm, hex: entry.name) else {
+                findings.append(.stray(path: path, reason: "not a digest directory"))
                 continue
             }
             links.append((digest, readLink(path.appending(trusted: Layout.linkFileName), recovering: digest, &findings)))
@@ -160,13 +191,13 @@ public struct StoreScanner: Sendable {
         do {
             guard let found = try storage.status(path) else { return nil }
             guard found.kind == .file else {
-                findings.append(.stray(path: path, reason: found.kind == .symlink ? "symbolic link (not followed)" : "link is not a file"))
+                findings.append(found.kind == .symlink ? .symlink(path: path) : .stray(path: path, reason: "link is not a file"))
                 return fallback.map { Link(target: $0, modified: found.modified, recovered: true) }
             }
             status = found
             data = try storage.read(path, limit: Self.linkSizeLimit)
         } catch {
-            findings.append(.unreadable(path: path, reason: error.description))
+            findings.append(finding(reading: path, error))
             return fallback.map { Link(target: $0, modified: .distantFuture, recovered: true) }
         }
         let parsed: Digest? = data.withUnsafeBytes { Digest(utf8: $0.bindMemory(to: UInt8.self)) }
@@ -177,19 +208,11 @@ public struct StoreScanner: Sendable {
 
     private func tags(of name: RepositoryName, depth: Depth, _ findings: inout [StoreFinding]) -> [Tag: TagState] {
         let directory = Layout.tagsDirectory(name)
-        let entries: [DirectoryEntry]
-        do {
-            entries = try storage.list(directory)
-        } catch .notFound {
-            return [:]
-        } catch {
-            findings.append(.unreadable(path: directory, reason: error.description))
-            return [:]
-        }
         var tags: [Tag: TagState] = [:]
-        for entry in entries {
-            guard let path = directory.appending(entry.name) else { continue }
-            guard entry.kind == .directory, let tag = Tag(entry.name) else {
+        for entry in listing(directory, &findings) {
+            guard let path = directory.appending(entry.name),
+                  expectDirectory(entry, at: path, otherwise: "not a tag directory", &findings) else { continue }
+            guard let tag = Tag(entry.name) else {
                 findings.append(.stray(path: path, reason: "not a tag directory"))
                 continue
             }
@@ -203,11 +226,7 @@ public struct StoreScanner: Sendable {
                     case .complete:
                         for (digest, link) in digestLinks(index, algorithm, &findings) { listed.insert(link?.target ?? digest) }
                     case .marking:
-                        do {
-                            listed.formUnion(try digestDirectories(index, algorithm))
-                        } catch {
-                            findings.append(.unreadable(path: index, reason: error.description))
-                        }
+                        listed.formUnion(digestDirectories(index, algorithm, &findings))
                     }
                 }
                 history = listed
@@ -218,18 +237,8 @@ public struct StoreScanner: Sendable {
     }
 
     private func uploads(of name: RepositoryName, _ findings: inout [StoreFinding]) -> [Upload] {
-        let directory = Layout.uploadsDirectory(name)
-        let entries: [DirectoryEntry]
-        do {
-            entries = try storage.list(directory)
-        } catch .notFound {
-            return []
-        } catch {
-            findings.append(.unreadable(path: directory, reason: error.description))
-            return []
-        }
         var uploads: [Upload] = []
-        for entry in entries where entry.kind == .directory {
+        for entry in listing(Layout.uploadsDirectory(name), &findings) where entry.kind == .directory {
             guard let path = Layout.uploadDirectory(name, uuid: entry.name),
                   let startedAtPath = Layout.uploadStartedAt(name, uuid: entry.name) else { continue }
             let directoryStatus = try? storage.status(path)

@@ -14,10 +14,22 @@ struct GCCommand: AsyncParsableCommand {
             Roots are every manifest revision of every repository; with --delete-untagged, only \
             tagged manifests, plus the children of kept indexes and the referrers (subject) of \
             kept manifests. Sweeps unreferenced blobs older than --grace-period, removes links \
-            left dangling and uploads older than --upload-max-age. Safe while the registry runs: \
-            links written during the run are re-read just before deleting. Restart the registry \
-            afterwards (or run it with storage.cache.blobdescriptor off): its in-memory cache \
-            may still claim that swept blobs exist.
+            left dangling and uploads older than --upload-max-age.
+
+            Safe while the registry serves pushes: everything the plan would delete is first \
+            renamed into <state-dir>/sweep/, out of the registry's sight (a mount of such a blob \
+            falls back to an upload, a manifest naming it is refused with "blob unknown"). After \
+            --settle, every link written since the run began is re-read, in the store and in the \
+            sweep area, and what it needs is put back; only the rest is deleted. The state \
+            directory must be on the store's filesystem. A run killed midway leaves the sweep \
+            area behind; the next command that takes the exclusive lock puts it all back first. \
+            Restart the registry afterwards (or run it with storage.cache.blobdescriptor off): \
+            its in-memory cache may still claim that swept blobs exist.
+
+            gc refuses to delete anything (exit 3) when part of the tree that decides what is \
+            live cannot be read: an unreadable directory or link, a symbolic link inside \
+            repositories/, or repositories/ absent while blobs/ holds data. --allow-broken does \
+            not override that.
 
             With --trash, swept items are moved (renamed) into <state-dir>/trash/run-N-… \
             instead of deleted; `regkeeper gc undo N` puts run N back. Every run purges trash \
@@ -26,7 +38,8 @@ struct GCCommand: AsyncParsableCommand {
             (--no-trash among them) still win.
 
             EXIT STATUS: 0 success; 1 could not run; 2 another run holds the lock; 3 refused to \
-            sweep because manifests cannot be read (see --allow-broken); 4 some deletions failed.
+            sweep because paths or manifests cannot be read (see --allow-broken); 4 some \
+            deletions failed.
             """,
         subcommands: [UndoCommand.self]
     )
@@ -49,6 +62,9 @@ struct GCCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Sweep even when manifests cannot be read, keeping all their repositories link.")
     var allowBroken = false
 
+    @Option(name: .long, help: ArgumentHelp("Keep doomed items out of the registry's sight this long before re-reading links pushes wrote.", valueName: "span"))
+    var settle = "30s"
+
     @Option(name: .long, help: ArgumentHelp("Write Prometheus metrics here (node_exporter textfile collector).", valueName: "file"))
     var metricsFile: String?
 
@@ -62,6 +78,7 @@ struct GCCommand: AsyncParsableCommand {
         guard TimeSpan(gracePeriod) != nil else { throw ValidationError("--grace-period: '\(gracePeriod)' is not a duration like 30m, 1h or 0") }
         guard TimeSpan(uploadMaxAge) != nil else { throw ValidationError("--upload-max-age: '\(uploadMaxAge)' is not a duration like 24h or 7d") }
         if let trashKeep, TimeSpan(trashKeep) == nil { throw ValidationError("--trash-keep: '\(trashKeep)' is not a duration like 72h") }
+        guard TimeSpan(settle) != nil else { throw ValidationError("--settle: '\(settle)' is not a duration like 30s") }
     }
 
     func run() async throws {
@@ -87,6 +104,7 @@ struct GCCommand: AsyncParsableCommand {
         options.gracePeriod = TimeSpan(gracePeriod)!
         options.uploadMaxAge = TimeSpan(uploadMaxAge)!
         options.allowBroken = allowBroken
+        options.settle = TimeSpan(settle)!
         options.jobs = output.jobs
         let timings = TimingReporter(output.reporter)
         var collection = CollectGarbage(
@@ -105,7 +123,9 @@ struct GCCommand: AsyncParsableCommand {
         case .swept(let result, let run):
             if output.json { try writeJSON(result) } else if !output.quiet { renderResult(result, run: run, timings) }
             if !result.failures.isEmpty {
-                throw CommandFailure("\(result.failures.count) deletion(s) failed:\n  " + result.failures.joined(separator: "\n  "), status: ExitStatus.partialFailure)
+                throw CommandFailure(
+                    "\(result.failures.count) deletion(s) failed:\n  " + result.failures.map(\.description).joined(separator: "\n  "),
+                    status: ExitStatus.partialFailure)
             }
         }
     }
@@ -130,7 +150,7 @@ struct GCCommand: AsyncParsableCommand {
         renderSummary(result.applied, verb: "freed", timings)
         printLine("recorded as run \(run) (regkeeper history show \(run))")
         if !result.protectedBlobs.isEmpty || !result.protectedManifests.isEmpty {
-            printLine("kept for pushes during the run: \(result.protectedBlobs.count) blob(s), \(result.protectedManifests.count) manifest(s)")
+            printLine("put back for pushes during the run: \(result.protectedBlobs.count) blob(s), \(result.protectedManifests.count) manifest(s)")
         }
         if !result.applied.isEmpty {
             printLine("restart the registry (or run it with storage.cache.blobdescriptor off): its cache may still list swept blobs")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Operations
 import Synchronization
 import RegistryModel
 import RegistryStore
@@ -120,15 +121,31 @@ extension AsyncParsableCommand {
         return failure.status
     }
 
+    /// Takes the store's lock; with the exclusive one, first puts back what a killed gc left
+    /// out of the store, so that nothing is planned against a store missing live items.
     func takeLock(_ location: StoreLocation, _ mode: StoreLock.Mode, wait: Duration) throws -> StoreLock {
+        let lock: StoreLock
         do {
-            return try StoreLock(
+            lock = try StoreLock(
                 stateDirectory: location.stateDirectory, mode: mode, command: CommandLine.arguments.joined(separator: " "), wait: wait)
         } catch .held(let path, let holder) {
             throw CommandFailure(StoreLock.Error.held(path: path, holder: holder).description, status: ExitStatus.lockHeld)
         } catch {
             throw CommandFailure(error.description, status: ExitStatus.failure)
         }
+        guard mode == .exclusive else { return lock }
+        do {
+            if let recovery = try RecoverInterruptedSweep(location: location).run(opening: { try openStorage(location) }) {
+                FileHandle.standardError.write(Data((
+                    "regkeeper: put back \(recovery.restored) item(s) that \(recovery.runs.count) interrupted gc run(s) had taken "
+                    + "out of the store (\(recovery.superseded) the registry had written again)\n").utf8))
+            }
+        } catch let failure as CommandFailure {
+            throw failure
+        } catch {
+            throw CommandFailure("cannot put back what an interrupted gc run left in \(location.stateDirectory)/sweep: \(error)", status: ExitStatus.failure)
+        }
+        return lock
     }
 }
 

@@ -48,7 +48,7 @@ import Testing
             #expect(Set(plan.blobs.map(\.digest)) == digests(store.deleted.allBlobDigests.subtracting(store.blobsOfTaggedImages).union([store.orphan.digest])))
             #expect(plan.uploads.map(\.uuid) == [store.abandonedUpload.uuid])
 
-            let result = try await SweepExecutor(storage: storage).execute(plan)
+            let result = try await SweepExecutor(testing: storage).execute(plan)
             #expect(result.failures.isEmpty)
             #expect(Set(result.applied.blobs) == Set(plan.blobs), "the dry-run plan is what the run applied")
             try await expectEveryTagPulls(store, server)
@@ -71,7 +71,7 @@ import Testing
             let storage = try LocalStorage(root: server.root.path)
             let plan = try await GarbageCollector(storage: storage, options: options(deleteUntagged: true)).plan()
             #expect(Set(plan.manifests.map(\.digest)) == digests([store.untagged.digest]))
-            let result = try await SweepExecutor(storage: storage).execute(plan)
+            let result = try await SweepExecutor(testing: storage).execute(plan)
             #expect(result.failures.isEmpty)
 
             try await expectEveryTagPulls(store, server)
@@ -105,7 +105,7 @@ import Testing
                 pushed.withLock { $0 = image }
                 _ = try await builder.retag(store.untagged, as: "revived")
             })
-            let result = try await SweepExecutor(storage: storage, hooks: hooks).execute(plan)
+            let result = try await SweepExecutor(testing: storage, hooks: hooks).execute(plan)
             #expect(result.protectedBlobs.contains { $0.description == store.orphan.digest })
             try await Skopeo.pull(server: server, repository: "late/push", reference: "new")
             try await Skopeo.pull(server: server, repository: "library/app", reference: "revived")
@@ -132,15 +132,19 @@ import Testing
                 let storage = try LocalStorage(root: copy.path)
                 let plan = try await GarbageCollector(storage: storage, options: options(deleteUntagged: true)).plan()
                 let count = Mutex(0)
-                let hooks = SweepHooks(afterDeletion: { _ in
+                let hooks = SweepHooks(afterEachItem: { _ in
                     if count.withLock({ $0 += 1; return $0 }) == cut { throw CancellationError() }
                 })
-                await #expect(throws: CancellationError.self) { try await SweepExecutor(storage: storage, hooks: hooks).execute(plan) }
+                await #expect(throws: CancellationError.self) { try await SweepExecutor(testing: storage, hooks: hooks).execute(plan) }
                 let served = try await RegistryServer.start(root: copy)
                 defer { served.stop() }
                 try await expectEveryTagPulls(store, served)
+                // What the next exclusive run does first: every item taken out goes back.
+                let recovery = try SweepArea(stateDirectory: copy.path + "/.regkeeper").recover(into: storage)
+                #expect(recovery.runs.count == 1 && recovery.restored >= cut, "cut after \(cut) of \(steps)")
+                try await expectEveryTagPulls(store, served)
                 let rerun = try await GarbageCollector(storage: storage, options: options(deleteUntagged: true)).plan()
-                _ = try await SweepExecutor(storage: storage).execute(rerun)
+                _ = try await SweepExecutor(testing: storage).execute(rerun)
                 try await expectEveryTagPulls(store, served)
                 #expect(try await blobDigests(in: storage) == digests(store.blobsOfTaggedImages), "cut after \(cut) of \(steps)")
             }
@@ -177,5 +181,12 @@ func withRegistry<T>(_ body: (RegistryServer, RegistryClient) async throws -> T)
         let server = try await RegistryServer.start(root: directory.appendingPathComponent("store"))
         defer { server.stop() }
         return try await body(server, RegistryClient(server: server))
+    }
+}
+
+extension SweepExecutor {
+    /// The sweep area in the store's default state directory, on its filesystem.
+    init(testing storage: LocalStorage, hooks: SweepHooks = SweepHooks()) {
+        self.init(storage: storage, area: SweepArea(stateDirectory: storage.rootPath + "/.regkeeper"), settle: TimeSpan(seconds: 0), hooks: hooks)
     }
 }

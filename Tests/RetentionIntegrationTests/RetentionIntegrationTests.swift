@@ -76,7 +76,7 @@ import Testing
             options.jobs = 2
             let gcPlan = try await GarbageCollector(storage: storage, options: options).plan()
             #expect(gcPlan.broken.isEmpty)
-            let swept = try await SweepExecutor(storage: storage).execute(gcPlan)
+            let swept = try await SweepExecutor(testing: storage).execute(gcPlan)
             #expect(swept.failures.isEmpty)
             let freed = Set(swept.applied.blobs.map(\.digest.description))
             // The referrers share the empty config blob `{}`; the kept one holds it alive.
@@ -114,4 +114,11 @@ func withRegistry<T>(_ body: (RegistryServer, RegistryClient) async throws -> T)
     let server = try await RegistryServer.start(root: directory.appendingPathComponent("store"))
     defer { server.stop() }
     return try await body(server, RegistryClient(server: server))
+}
+
+extension SweepExecutor {
+    /// The sweep area in the store's default state directory, on its filesystem.
+    init(testing storage: LocalStorage) {
+        self.init(storage: storage, area: SweepArea(stateDirectory: storage.rootPath + "/.regkeeper"), settle: TimeSpan(seconds: 0))
+    }
 }
