@@ -89,6 +89,29 @@ public struct RegistryClient: Sendable {
         return response.value(forHTTPHeaderField: "Docker-Content-Digest") ?? sha256Digest(bytes)
     }
 
+    /// A manifest PUT the registry may refuse (400 "blob unknown" when a blob it names is not
+    /// there): returns the status instead of throwing, so a race test can count what was acknowledged.
+    public func putManifest(repository: String, reference: String, bytes: Data, mediaType: String) async throws -> Int {
+        let (_, response) = try await send(
+            "PUT", manifestURL(repository, reference), body: bytes, headers: ["Content-Type": mediaType], expecting: [201, 400, 404])
+        return response.statusCode
+    }
+
+    /// Cross-repository mount (`POST …/blobs/uploads/?mount=<digest>&from=<source>`): true when
+    /// the registry linked the blob (201), false when it does not see it and opened an upload (202).
+    public func mountBlob(repository: String, digest: String, from source: String) async throws -> Bool {
+        var components = URLComponents(url: baseURL.appendingPathComponent("v2/\(repository)/blobs/uploads/"), resolvingAgainstBaseURL: false)!
+        components.queryItems = [URLQueryItem(name: "mount", value: digest), URLQueryItem(name: "from", value: source)]
+        let (_, response) = try await send("POST", components.url!, expecting: [201, 202])
+        return response.statusCode == 201
+    }
+
+    /// A blob's bytes as the registry serves them through `repository`; nil on 404.
+    public func fetchBlob(repository: String, digest: String) async throws -> Data? {
+        let (body, response) = try await send("GET", baseURL.appendingPathComponent("v2/\(repository)/blobs/\(digest)"), expecting: [200, 404])
+        return response.statusCode == 200 ? body : nil
+    }
+
     /// Deletes the manifest revision, and with it every tag pointing at it; its blobs stay until gc.
     public func deleteManifest(repository: String, digest: String) async throws {
         _ = try await send("DELETE", manifestURL(repository, digest), expecting: [202])
