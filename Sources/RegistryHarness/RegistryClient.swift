@@ -67,9 +67,12 @@ public struct RegistryClient: Sendable {
     }
 
     /// Monolithic upload: one POST for a session, one PUT with all the bytes.
+    ///
+    /// - Parameter digest: the digest the client names, when not sha256 (a `sha512:` push is
+    ///   stored under its sha256 and linked under its sha512).
     @discardableResult
-    public func pushBlob(repository: String, bytes: Data) async throws -> String {
-        let digest = sha256Digest(bytes)
+    public func pushBlob(repository: String, bytes: Data, digest named: String? = nil) async throws -> String {
+        let digest = named ?? sha256Digest(bytes)
         let location = try await startUpload(repository: repository).location
         let put = try appendingQuery("digest=\(digest)", to: location, method: "POST")
         _ = try await send("PUT", put, body: bytes, headers: ["Content-Type": "application/octet-stream"],
