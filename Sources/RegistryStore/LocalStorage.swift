@@ -388,10 +388,18 @@ public final class LocalStorage: StoreStorage {
     /// Depth-first removal through directory descriptors; a symlink is unlinked, never followed.
     private static func removeTree(parent: Int32, name: String, path: StorePath) throws(StorageError) -> Bool {
         if unlinkat(parent, name, 0) == 0 { return true }
-        switch errno {
+        let refusal = Errno.current
+        switch refusal.rawValue {
         case ENOENT: return false
-        case EISDIR, EPERM: break
-        default: throw error("unlink", path, .current)
+        case EISDIR: break
+        case EPERM:
+            // Linux answers EPERM for a directory, and for a file it may not unlink (immutable,
+            // sticky directory): only a directory is worth descending into.
+            var info = stat()
+            guard fstatat(parent, name, &info, AT_SYMLINK_NOFOLLOW) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+                throw error("unlink", path, refusal)
+            }
+        default: throw error("unlink", path, refusal)
         }
         let descriptor = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard descriptor >= 0 else { throw error("open", path, .current) }

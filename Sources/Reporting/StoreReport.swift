@@ -45,6 +45,12 @@ public struct StoreReport: Sendable, Encodable {
     public var abandonedUploadBytes: Int64 = 0
     public var topRepositories: [RepositoryUsage] = []
     public var findings: [StoreFinding] = []
+    /// Paths that could not be read (unreadable, symbolic links): what they hide is unknown,
+    /// so nothing is claimed reclaimable while they stand (gc refuses to sweep too).
+    public var unreadable: [StoreFinding] = []
+
+    /// Whether the reclaimable figures mean anything.
+    public var reclaimableIsKnown: Bool { unreadable.isEmpty }
 }
 
 /// Builds a `StoreReport`. Each repository is scanned once and marked twice (all revisions,
@@ -197,6 +203,12 @@ public struct StoreReporter: Sendable {
             }
         }
         report.topRepositories = Array(usages.sorted { ($0.bytes, $1.repository) > ($1.bytes, $0.repository) }.prefix(top))
+        report.unreadable = report.findings.filter(\.hidesContent)
+        report.findings.removeAll(where: \.hidesContent)
+        if !report.reclaimableIsKnown {
+            report.reclaimable = StoreReport.Reclaimable()
+            report.reclaimableUntagged = StoreReport.Reclaimable()
+        }
         return report
     }
 

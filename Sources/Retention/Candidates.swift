@@ -76,19 +76,21 @@ public struct CandidateCollector: Sendable {
     }
 
     /// Manifests are read only where the rule may delete untagged ones, since only there do
-    /// children and subjects change a decision.
+    /// children and subjects change a decision. Throws `RetentionError.incompleteStore` when
+    /// part of the store cannot be read.
     public func collect(for policy: RetentionPolicy) async throws -> Collected {
         let scanner = StoreScanner(storage: storage)
         let loader = ManifestLoader(storage: storage)
-        let (names, findings) = try scanner.repositories()
+        let (names, findings) = scanner.repositories()
         let governed = names.compactMap { name in policy.rule(for: name).map { (name, $0.untagged?.delete == true) } }
         let scanned = try await boundedMap(governed, jobs: jobs) { name, loadManifests in
             let (state, findings) = scanner.scanRepository(name)
             return (Self.candidates(state, loader: loadManifests ? loader : nil, findings: findings), findings)
         }
-        return Collected(
-            repositories: scanned.map(\.0), ungoverned: names.count - governed.count,
-            findings: findings + scanned.flatMap(\.1))
+        let all = findings + scanned.flatMap(\.1)
+        let hidden = all.filter(\.hidesContent)
+        guard hidden.isEmpty else { throw RetentionError.incompleteStore(hidden) }
+        return Collected(repositories: scanned.map(\.0), ungoverned: names.count - governed.count, findings: all)
     }
 
     static func candidates(_ state: RepositoryState, loader: ManifestLoader?, findings: [StoreFinding]) -> RepositoryCandidates {

@@ -1,5 +1,6 @@
 import Foundation
 import RegistryModel
+import RegistryStore
 
 /// What a policy decides for a store, with the reason for every decision: rendered by
 /// `--dry-run`, saved by `--plan-out`, applied by `RetentionExecutor`.
@@ -118,6 +119,9 @@ public enum RetentionError: Error, Hashable, Sendable, CustomStringConvertible {
     case planUnreadable(file: String, reason: String)
     case circuitBreaker(maxDeletePercent: Int, repositories: [String])
     case otherStore(planned: String, given: String)
+    /// Parts of the store could not be read: a policy could judge a tag old because newer
+    /// ones are hidden, so nothing is planned.
+    case incompleteStore([StoreFinding])
 
     public var description: String {
         switch self {
@@ -130,6 +134,11 @@ public enum RetentionError: Error, Hashable, Sendable, CustomStringConvertible {
                 .joined(separator: "\n")
         case .otherStore(let planned, let given):
             "the plan was made for the store at \(planned), not \(given); make a new plan for this store"
+        case .incompleteStore(let findings):
+            (["refusing to plan: \(findings.count) path(s) of the store cannot be read, so tags hidden there could change every decision:"]
+                + findings.map { "  \($0)" }
+                + ["make them readable by the user running retain, and replace symbolic links with what they point to"])
+                .joined(separator: "\n")
         }
     }
 }

@@ -41,6 +41,12 @@ struct ReportCommand: AsyncParsableCommand {
                 storage: try openStorage(location), jobs: output.jobs, top: top, uploadMaxAge: TimeSpan(uploadMaxAge)!
             ).report()
             if output.json { try writeJSON(report) } else if !output.quiet { render(report) }
+            guard report.reclaimableIsKnown else {
+                throw CommandFailure(
+                    (["what gc would free is unknown: \(report.unreadable.count) path(s) cannot be read, and gc refuses to sweep until they can:"]
+                        + report.unreadable.map { "  \($0)" }).joined(separator: "\n"),
+                    status: ExitStatus.refused)
+            }
         } catch let failure as CommandFailure {
             throw fail(failure)
         }
@@ -53,7 +59,7 @@ struct ReportCommand: AsyncParsableCommand {
             tags          \(report.tags)
             manifests     \(manifests.total) (\(manifests.tagged) tagged, \(manifests.untagged) untagged, \(manifests.indexChildren) index children, \(manifests.referrers) referrers)
             blobs         \(report.blobs), \(report.bytes.formattedBytes)
-            gc would free \(report.reclaimable.blobs) blobs, \(report.reclaimable.bytes.formattedBytes); with --delete-untagged \(report.reclaimableUntagged.blobs) blobs, \(report.reclaimableUntagged.bytes.formattedBytes)
+            gc would free \(report.reclaimableIsKnown ? "\(report.reclaimable.blobs) blobs, \(report.reclaimable.bytes.formattedBytes); with --delete-untagged \(report.reclaimableUntagged.blobs) blobs, \(report.reclaimableUntagged.bytes.formattedBytes)" : "unknown (unreadable paths, see below)")
             uploads       \(report.uploads), \(report.uploadBytes.formattedBytes); abandoned \(report.abandonedUploads), \(report.abandonedUploadBytes.formattedBytes)
             """)
         guard !report.topRepositories.isEmpty else { return }

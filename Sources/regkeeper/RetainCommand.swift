@@ -84,9 +84,14 @@ struct RetainCommand: AsyncParsableCommand {
 
         let plan: RetentionPlan
         if let loadedPolicy {
-            let collected = try await timings.phase("scan") {
-                try await CandidateCollector(storage: storage, jobs: output.jobs, reporter: timings).collect(for: loadedPolicy)
-            }.0
+            let collected: CandidateCollector.Collected
+            do {
+                collected = try await timings.phase("scan") {
+                    try await CandidateCollector(storage: storage, jobs: output.jobs, reporter: timings).collect(for: loadedPolicy)
+                }.0
+            } catch let error as RetentionError {
+                throw CommandFailure(error.description, status: ExitStatus.refused)
+            }
             if !output.quiet, !output.json { for finding in collected.findings { printLine("warning: \(finding)") } }
             plan = RetentionPlanner.plan(
                 policy: loadedPolicy, repositories: collected.repositories, ungoverned: collected.ungoverned,

@@ -80,6 +80,12 @@ import Testing
             let run = try GCCommandTests.regkeeper(Self.gc + ["--allow-broken", "--root", store.root.path])
             #expect(run.status == 3, "\(run.stderr)")
             #expect(run.stderr.contains("symbolic link docker/registry/v2/\(directory): not followed"), "\(run.stderr)")
+            // retain and report follow the same rule: no plan, no claim.
+            let policy = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../policies/default.yaml").path
+            let retain = try GCCommandTests.regkeeper(["retain", "--policy", policy, "--gc", "--force", "--root", store.root.path])
+            #expect(retain.status == 3 && retain.stderr.contains("refusing to plan"), "\(retain.stderr)")
+            let report = try GCCommandTests.regkeeper(["report", "--root", store.root.path])
+            #expect(report.status == 3 && report.stdout.contains("gc would free unknown"), "\(report.stdout)\(report.stderr)")
             #expect(try await store.blobCount == before, "nothing was deleted")
             try await store.expectEveryTagPulls()
         }

@@ -121,3 +121,55 @@ import Testing
         #expect(try storage.read(file, limit: 100) == Data("keep me".utf8))
     }
 }
+
+/// What a sweep needs of a driver besides the basic contract: a detached area that can be read
+/// like the store, listed, moved whole and discarded.
+@Suite struct DetachedAreaTests {
+    @Test func detachedItemsCanBeReadListedMovedAndDiscarded() throws {
+        for (name, storage) in try StorageConformanceTests.drivers() {
+            let parent = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-area-\(UUID())").path
+            defer { try? FileManager.default.removeItem(atPath: parent) }
+            let blob = StorePath(relative: "docker/registry/v2/blobs/sha256/ab/abcd/data")!
+            let modified = Date(timeIntervalSince1970: 1_700_000_000)
+            try storage.writeAtomically(blob, Data("bytes".utf8), modified: modified)
+            #expect(try storage.detachedAreas(under: parent).isEmpty, "\(name)")
+            try storage.detach(blob.parent!, into: parent + "/run-1")
+            #expect(try storage.status(blob) == nil, "\(name): out of the store")
+            #expect(try storage.detachedAreas(under: parent) == ["run-1"], "\(name)")
+            let area = try storage.detachedArea(parent + "/run-1")
+            #expect(try area.read(blob, limit: 100) == Data("bytes".utf8), "\(name): read where it stood")
+            #expect(try area.status(blob)?.modified == modified, "\(name): with its mtime")
+            try storage.moveDetached(from: parent + "/run-1", to: parent + "/trash/run-1")
+            #expect(try storage.detachedFiles(in: parent + "/trash/run-1") == [blob], "\(name)")
+            try storage.discardDetached(in: parent + "/trash/run-1")
+            #expect(try storage.detachedFiles(in: parent + "/trash/run-1").isEmpty, "\(name)")
+            try storage.discardDetached(in: parent + "/never-made")
+        }
+    }
+
+    /// Linux answers EPERM both for a directory and for an immutable file; only the first is
+    /// worth descending into, and the second must be reported as what it is.
+    @Test func anImmutableFileIsReportedAsNotPermitted() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-immutable-\(UUID())")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let storage = try LocalStorage(root: root.path)
+        let file = StorePath(relative: "docker/registry/v2/blobs/sha256/ab/abcd/data")!
+        try storage.writeAtomically(file, Data("x".utf8), modified: nil)
+        let absolute = storage.absolutePath(file)
+        try #require(Process.run(URL(fileURLWithPath: "/usr/bin/chattr"), arguments: ["+i", absolute]).waitForExit() == 0, "chattr needs root and ext4")
+        defer {
+            _ = try? Process.run(URL(fileURLWithPath: "/usr/bin/chattr"), arguments: ["-i", absolute]).waitForExit()
+            try? FileManager.default.removeItem(at: root)
+        }
+        #expect(throws: StorageError.system(operation: "unlink", path: file, errno: Errno(EPERM))) {
+            try storage.remove(file.parent!)
+        }
+    }
+}
+
+extension Process {
+    func waitForExit() -> Int32 {
+        waitUntilExit()
+        return terminationStatus
+    }
+}
