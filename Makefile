@@ -29,7 +29,7 @@ demo: deps
 
 bench: deps
 	$(SWIFT) build -c release
-	.build/release/regkeeper-bench gc
+	.build/release/regkeeper-bench gc --sweep
 	.build/release/regkeeper-bench retain
 	.build/release/regkeeper-bench verify
 	.build/release/regkeeper-bench backup --runs 5 --directory $(BACKUP_BENCH_DIR)

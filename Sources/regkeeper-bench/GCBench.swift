@@ -15,6 +15,9 @@ struct GCBench: ParsableCommand {
     @Option(help: "Runs of each tool; the best wall time counts.")
     var runs = 3
 
+    @Flag(help: "Also sweep for real, each tool on its own copy of the store (copies take a while).")
+    var sweep = false
+
     func run() throws {
         let root = URL(fileURLWithPath: store)
         log("building the store at \(store) (reused when present)…")
@@ -36,6 +39,32 @@ struct GCBench: ParsableCommand {
             try measure(siblingExecutable("regkeeper"), ["report", "--quiet", "--root", store])
         }
         report("report (against the peer's gc mark)", peer: peer, ours: statistics)
+        if sweep { try measureSweeps(root, config: config) }
+    }
+
+    /// The real thing on two copies of the store: the peer's garbage-collect against gc taking
+    /// everything out of sight, re-reading and deleting. gc's settle interval is a sleep with the
+    /// store untouched; it is run at 0 here and its cost reported apart.
+    private func measureSweeps(_ root: URL, config: URL) throws {
+        let copies = root.deletingLastPathComponent()
+        func copy(_ name: String) throws -> URL {
+            let target = copies.appendingPathComponent(name)
+            try? FileManager.default.removeItem(at: target)
+            _ = try measure("/bin/cp", ["-a", root.path, target.path])
+            return target
+        }
+        let peerCopy = try copy("gc-sweep-peer")
+        let peerConfig = peerCopy.appendingPathComponent("config.yml")
+        try String(contentsOf: config, encoding: .utf8).replacingOccurrences(of: root.path, with: peerCopy.path)
+            .write(to: peerConfig, atomically: true, encoding: .utf8)
+        let oursCopy = try copy("gc-sweep-ours")
+        warmPageCache(peerCopy)
+        let peer = try measure("/usr/bin/docker-registry", ["garbage-collect", peerConfig.path])
+        warmPageCache(oursCopy)
+        let ours = try measure(siblingExecutable("regkeeper"), ["gc", "--quiet", "--grace-period", "0", "--settle", "0", "--root", oursCopy.path])
+        report("gc, sweeping for real (settle 0)", peer: peer, ours: ours)
+        log("  plus the settle interval: --settle (default 30 s) of waiting with the store untouched, no CPU")
+        for target in [peerCopy, oursCopy] { try? FileManager.default.removeItem(at: target) }
     }
 }
 
