@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct Regkeeper: AsyncParsableCommand {
@@ -17,4 +18,36 @@ struct Regkeeper: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [GCCommand.self, VerifyCommand.self, BackupCommand.self, RestoreCommand.self, RetainCommand.self, PolicyCommand.self, HistoryCommand.self, ReportCommand.self, DemoCommand.self]
     )
+
+    /// ArgumentParser's own `main`, except that a usage error is one `regkeeper:` line like
+    /// every other failure (cron mails and journald show it whole) instead of the error, the
+    /// usage and a pointer to --help.
+    static func main() async {
+        do {
+            var command = try await asyncParseAsRoot()
+            if var command = command as? AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let status = exitCode(for: error)
+            guard status == .validationFailure else { exit(withError: error) }
+            let message = message(for: error).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+            FileHandle.standardError.write(Data("regkeeper: \(message) (see '\(commandPath(CommandLine.arguments.dropFirst())) --help')\n".utf8))
+            exit(withError: status)
+        }
+    }
+
+    /// `regkeeper gc undo`: the command the arguments name, to point at its own --help.
+    private static func commandPath(_ arguments: ArraySlice<String>) -> String {
+        var command: any ParsableCommand.Type = Regkeeper.self
+        var path = ["regkeeper"]
+        for argument in arguments {
+            guard let subcommand = command.configuration.subcommands.first(where: { $0.configuration.commandName == argument }) else { break }
+            command = subcommand
+            path.append(argument)
+        }
+        return path.joined(separator: " ")
+    }
 }

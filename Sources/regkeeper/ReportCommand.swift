@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GarbageCollection
 import RegistryModel
 import RegistryStore
 import Reporting
@@ -24,12 +25,11 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(name: .long, help: "How many repositories to list by size.")
     var top = 10
 
-    @Option(name: .long, help: ArgumentHelp("Uploads older than this count as abandoned.", valueName: "span"))
-    var uploadMaxAge = "168h"
+    @Option(name: .long, parsing: .unconditional, help: .span("Uploads older than this count as abandoned.", default: GCOptions().uploadMaxAge), transform: TimeSpan.init(parsing:))
+    var uploadMaxAge = GCOptions().uploadMaxAge
 
     func validate() throws {
         guard top >= 0 else { throw ValidationError("--top must not be negative") }
-        guard TimeSpan(uploadMaxAge) != nil else { throw ValidationError("--upload-max-age: '\(uploadMaxAge)' is not a duration like 7d") }
     }
 
     func run() async throws {
@@ -38,7 +38,7 @@ struct ReportCommand: AsyncParsableCommand {
             let lock = try takeLock(location, .shared, wait: store.lockWait)
             defer { withExtendedLifetime(lock) {} }
             let report = try await StoreReporter(
-                storage: try openStorage(location), jobs: output.jobs, top: top, uploadMaxAge: TimeSpan(uploadMaxAge)!
+                storage: try openStorage(location), jobs: output.jobs, top: top, uploadMaxAge: uploadMaxAge
             ).report()
             if output.json { try writeJSON(report) } else if !output.quiet { render(report) }
         } catch let failure as CommandFailure {

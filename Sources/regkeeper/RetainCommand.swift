@@ -52,8 +52,8 @@ struct RetainCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Run gc after applying, to free the blobs of deleted manifests.")
     var gc = false
 
-    @Option(name: .long, help: ArgumentHelp("With --gc: keep unreferenced blobs younger than this.", valueName: "span"))
-    var gracePeriod = "1h"
+    @Option(name: .long, parsing: .unconditional, help: .span("With --gc: keep unreferenced blobs younger than this.", default: GCOptions().gracePeriod), transform: TimeSpan.init(parsing:))
+    var gracePeriod = GCOptions().gracePeriod
 
     @Option(name: .long, help: ArgumentHelp("Write Prometheus metrics here after applying (node_exporter textfile collector).", valueName: "file"))
     var metricsFile: String?
@@ -63,7 +63,6 @@ struct RetainCommand: AsyncParsableCommand {
         if applyPlan != nil, dryRun { throw ValidationError("--apply-plan applies a plan; print it with --dry-run --policy, or read the file") }
         if applyPlan != nil, planOut != nil { throw ValidationError("--plan-out saves a new plan; --apply-plan already has one") }
         if dryRun, gc { throw ValidationError("--gc runs after applying; with --dry-run nothing is applied") }
-        guard TimeSpan(gracePeriod) != nil else { throw ValidationError("--grace-period: '\(gracePeriod)' is not a duration like 30m, 1h or 0") }
     }
 
     func run() async throws {
@@ -119,7 +118,7 @@ struct RetainCommand: AsyncParsableCommand {
         var collect: GCOptions?
         if gc {
             var options = GCOptions()
-            options.gracePeriod = TimeSpan(gracePeriod)!
+            options.gracePeriod = gracePeriod
             options.jobs = output.jobs
             collect = options
         }

@@ -24,15 +24,14 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where the lock and databases live (default: <root>/.regkeeper).", valueName: "dir"))
     var stateDirectory: String?
 
-    @Option(name: .long, help: ArgumentHelp("Wait this long for another run's lock instead of failing at once (e.g. 10m).", valueName: "span"))
-    var wait = "0"
+    @Option(name: .long, parsing: .unconditional, help: .span("Wait this long for another run's lock instead of failing at once (e.g. 10m).", default: .zero), transform: TimeSpan.init(parsing:))
+    var wait = TimeSpan.zero
 
     func validate() throws {
         if root != nil, config != nil { throw ValidationError("give --root or --config, not both") }
-        if TimeSpan(wait) == nil { throw ValidationError("--wait: '\(wait)' is not a duration like 30s or 10m") }
     }
 
-    var lockWait: Duration { .seconds(TimeSpan(wait)?.seconds ?? 0) }
+    var lockWait: Duration { .seconds(wait.seconds) }
 
     func location() throws -> StoreLocation {
         do {

@@ -1,0 +1,81 @@
+import Foundation
+import RegistryHarness
+import RegistryStore
+import Testing
+
+/// The mistakes an operator makes when starting a run: a malformed or negative span, a root
+/// that holds no store, a store on a read-only filesystem, a hostile policy. Each gets one
+/// `regkeeper:` line naming what is at fault and the documented exit status, never a crash
+/// or a Foundation error dump.
+@Suite struct BadStartTests {
+    typealias Run = GCCommandTests.Run
+
+    func regkeeper(_ arguments: [String]) throws -> Run {
+        try GCCommandTests.regkeeper(arguments)
+    }
+
+    /// Exactly one line on standard error, starting `regkeeper: ` and holding every fragment.
+    func expectOneLine(_ run: Run, status: Int32, naming fragments: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(run.status == status, "\(run.stderr)", sourceLocation: sourceLocation)
+        #expect(run.stderr.hasPrefix("regkeeper: ") && run.stderr.hasSuffix("\n"), "\(run.stderr)", sourceLocation: sourceLocation)
+        #expect(run.stderr.split(separator: "\n").count == 1, "\(run.stderr)", sourceLocation: sourceLocation)
+        for fragment in fragments {
+            #expect(run.stderr.contains(fragment), "\(fragment) in \(run.stderr)", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// A store with nothing in it but its registry tree.
+    static func emptyStore() throws -> URL {
+        try GCCommandTests.store { _ in }
+    }
+
+    // MARK: Spans and sizes
+
+    /// Every duration option of every command, with the command line before it.
+    static let durationOptions: [([String], String)] = [
+        (["gc"], "--grace-period"), (["gc"], "--upload-max-age"), (["gc"], "--trash-keep"), (["gc"], "--wait"),
+        (["gc", "undo", "--last"], "--wait"),
+        (["retain", "--policy", "p.yaml"], "--grace-period"), (["retain", "--policy", "p.yaml"], "--wait"),
+        (["verify"], "--max-age"), (["verify"], "--time-limit"), (["verify"], "--wait"),
+        (["report"], "--upload-max-age"), (["report"], "--wait"),
+        (["backup", "--output", "x.tar.zst"], "--wait"), (["history"], "--wait"),
+        (["restore", "a.tar.zst"], "--wait"),
+    ]
+
+    /// `-1h` once read as a flag ("missing value"); now every duration option says that
+    /// durations are not negative, as a usage error.
+    @Test(arguments: durationOptions)
+    func negativeDurationsAreRefusedByName(command: [String], option: String) throws {
+        let run = try regkeeper(command + [option, "-1h", "--root", "/nonexistent/store"])
+        expectOneLine(run, status: 64, naming: ["'-1h'", option, "durations are not negative"])
+    }
+
+    @Test func negativeSizesAreRefusedByName() throws {
+        let run = try regkeeper(["verify", "--budget", "-5GiB", "--root", "/nonexistent/store"])
+        expectOneLine(run, status: 64, naming: ["'-5GiB'", "--budget", "sizes are not negative"])
+    }
+
+    /// Spans and sizes are parsed into their types when the command line is: a malformed one
+    /// says which option and what to write, a zero where zero makes no sense is refused, and
+    /// good ones (defaults shown in --help) reach the run.
+    @Test func spansAndSizesAreParsedWithTheCommandLine() throws {
+        expectOneLine(try regkeeper(["gc", "--grace-period", "soon", "--root", "/nonexistent/store"]), status: 64,
+                      naming: ["'soon'", "--grace-period", "not a duration", "regkeeper gc --help"])
+        expectOneLine(try regkeeper(["gc", "--grace-period", "--dry-run", "--root", "/nonexistent/store"]), status: 64,
+                      naming: ["'--dry-run'", "--grace-period", "not a duration"])
+        expectOneLine(try regkeeper(["verify", "--budget", "5 GiB", "--root", "/nonexistent/store"]), status: 64,
+                      naming: ["'5 GiB'", "--budget", "not a size"])
+        expectOneLine(try regkeeper(["verify", "--time-limit", "0", "--root", "/nonexistent/store"]), status: 64,
+                      naming: ["--time-limit", "positive"])
+        expectOneLine(try regkeeper(["verify", "--budget", "0", "--root", "/nonexistent/store"]), status: 64,
+                      naming: ["--budget", "positive"])
+
+        let root = try Self.emptyStore()
+        let gc = try regkeeper(["gc", "--dry-run", "--quiet", "--grace-period", "0", "--upload-max-age", "1d12h", "--trash-keep", "1w", "--wait", "1s", "--root", root.path])
+        #expect(gc.status == 0, "\(gc.stderr)")
+        let verify = try regkeeper(["verify", "--quiet", "--max-age", "30d", "--budget", "1KiB", "--time-limit", "1m", "--root", root.path])
+        #expect(verify.status == 0, "\(verify.stderr)")
+        let help = try regkeeper(["gc", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(help.contains("(e.g. 1h, 0). (default: 1h)") && help.contains("than this. (default: 1w)"), "\(help)")
+    }
+}
