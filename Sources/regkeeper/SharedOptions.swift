@@ -33,7 +33,20 @@ struct StoreOptions: ParsableArguments {
 
     var lockWait: Duration { .seconds(wait.seconds) }
 
+    /// The store a command reads or changes, refused unless its root holds docker/registry/v2.
     func location() throws -> StoreLocation {
+        let location = try stateLocation()
+        do {
+            try location.checkRegistryTree()
+        } catch {
+            throw CommandFailure(error.description, status: ExitStatus.failure)
+        }
+        return location
+    }
+
+    /// Where the store's state lives, for commands that read only that (history, the backup
+    /// catalog): they work on whatever state a root has, registry tree or not.
+    func stateLocation() throws -> StoreLocation {
         do {
             return try StoreLocation.resolve(root: root, config: config, stateDirectory: stateDirectory)
         } catch {

@@ -78,4 +78,56 @@ import Testing
         let help = try regkeeper(["gc", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         #expect(help.contains("(e.g. 1h, 0). (default: 1h)") && help.contains("than this. (default: 1w)"), "\(help)")
     }
+
+    // MARK: A root that is no store
+
+    /// Every command that reads an existing store, each with what it needs besides the store.
+    static let storeCommands: [[String]] = [
+        ["gc"], ["gc", "--dry-run"], ["gc", "undo", "--last"], ["retain", "--dry-run", "--policy", defaultPolicy],
+        ["verify"], ["verify", "--list-quarantine"], ["report"], ["backup", "--dry-run"],
+    ]
+
+    /// The policy the project ships, so that retain gets as far as the store.
+    static let defaultPolicy = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("policies/default.yaml").path
+
+    /// A mistyped --root used to be an empty, healthy store (exit 0) and got a .regkeeper
+    /// directory; now it is refused before anything is locked or written.
+    @Test(arguments: storeCommands)
+    func aRootWithoutARegistryTreeIsNoStore(command: [String]) throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-not-a-store-\(UUID())")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let run = try regkeeper(command + ["--root", root.path])
+        expectOneLine(run, status: 1, naming: ["not a registry store: \(root.path) has no docker/registry/v2"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.path).isEmpty, "nothing is created in a root that is no store")
+    }
+
+    @Test func aLinkedOrFileRegistryTreeIsRefusedByName() throws {
+        let linked = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-linked-\(UUID())")
+        let elsewhere = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-elsewhere-\(UUID())")
+        try FileManager.default.createDirectory(at: linked.appendingPathComponent("docker/registry"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: elsewhere, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(at: linked.appendingPathComponent("docker/registry/v2"), withDestinationURL: elsewhere)
+        expectOneLine(try regkeeper(["gc", "--root", linked.path]), status: 1,
+                      naming: ["\(linked.path)/docker/registry/v2", "symbolic link"])
+
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-file-tree-\(UUID())")
+        try FileManager.default.createDirectory(at: file.appendingPathComponent("docker"), withIntermediateDirectories: true)
+        try Data().write(to: file.appendingPathComponent("docker/registry"))
+        expectOneLine(try regkeeper(["report", "--root", file.path]), status: 1,
+                      naming: ["\(file.path)/docker/registry is not a directory"])
+    }
+
+    /// History and the backup catalog live in the state directory: they still answer for a
+    /// root without a registry tree.
+    @Test func stateOnlyCommandsNeedNoRegistryTree() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-state-only-\(UUID())")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let history = try regkeeper(["history", "--root", root.path])
+        #expect(history.status == 0, "\(history.stderr)")
+        #expect(history.stdout.contains("no runs recorded yet"))
+        let list = try regkeeper(["backup", "list", "--root", root.path])
+        #expect(list.status == 0, "\(list.stderr)")
+    }
 }
