@@ -138,8 +138,21 @@ extension AsyncParsableCommand {
                 stateDirectory: location.stateDirectory, mode: mode, command: CommandLine.arguments.joined(separator: " "), wait: wait)
         } catch .held(let path, let holder) {
             throw CommandFailure(StoreLock.Error.held(path: path, holder: holder).description, status: ExitStatus.lockHeld)
-        } catch {
-            throw CommandFailure(error.description, status: ExitStatus.failure)
+        } catch .stateDirectoryUnavailable(let path, let errno) {
+            throw CommandFailure(StoreLock.Error.stateDirectoryUnavailable(path: path, errno: errno).description + stateDirectoryAdvice(errno), status: ExitStatus.failure)
+        } catch .unavailable(let path, let errno) {
+            throw CommandFailure(StoreLock.Error.unavailable(path: path, errno: errno).description + stateDirectoryAdvice(errno), status: ExitStatus.failure)
+        }
+    }
+
+    /// What to do when the state directory cannot be written, as on a store mounted read-only
+    /// for a backup: the lock (and so every run on that store) can live elsewhere.
+    private func stateDirectoryAdvice(_ errno: Errno) -> String {
+        let elsewhere = "give --state-dir DIR on a writable filesystem, the same for every run on this store (the lock is there)"
+        switch errno.rawValue {
+        case EROFS: return "; " + elsewhere
+        case EACCES, EPERM: return "; run as a user who may write there, or " + elsewhere
+        default: return ""
         }
     }
 }

@@ -130,4 +130,40 @@ import Testing
         let list = try regkeeper(["backup", "list", "--root", root.path])
         #expect(list.status == 0, "\(list.stderr)")
     }
+
+    // MARK: A store whose state directory cannot be created
+
+    /// A store mounted read-only (say, a snapshot to verify): even the read-only commands need
+    /// the lock in <root>/.regkeeper. Once a Foundation error dump, now the directory, the
+    /// cause and --state-dir; with --state-dir elsewhere, verify runs.
+    @Test(.enabled(if: getuid() == 0, "mounts a read-only tmpfs"))
+    func aReadOnlyStoreNamesTheStateDirectoryAndTheFix() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-read-only-\(UUID())")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        try ProcessRunner.runBlocking("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", root.path])
+        defer { _ = try? ProcessRunner.runBlocking("umount", [root.path]) }
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("docker/registry/v2"), withIntermediateDirectories: true)
+        try ProcessRunner.runBlocking("mount", ["-o", "remount,ro", root.path])
+
+        for command in [["gc"], ["verify"], ["report"], ["backup", "--dry-run"]] {
+            expectOneLine(try regkeeper(command + ["--root", root.path]), status: 1,
+                          naming: ["cannot create state directory \(root.path)/.regkeeper", "Read-only file system", "--state-dir DIR on a writable filesystem"])
+        }
+        let elsewhere = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-state-\(UUID())")
+        let verify = try regkeeper(["verify", "--quiet", "--root", root.path, "--state-dir", elsewhere.path])
+        #expect(verify.status == 0, "\(verify.stderr)")
+    }
+
+    /// The same for a user who may not write the root (the registry's files, another user's run).
+    @Test(.enabled(if: getuid() == 0, "runs regkeeper as nobody through setpriv"))
+    func anUnwritableRootNamesTheStateDirectoryAndTheFix() throws {
+        let root = try Self.emptyStore()
+        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: root.path)
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: root.path) }
+        let binary = GCCommandTests.productsDirectory.appendingPathComponent("regkeeper").path
+        for command in [["gc", "--dry-run"], ["verify"], ["report"]] {
+            let run = try GCCommandTests.run("setpriv", ["--reuid", "nobody", "--regid", "nogroup", "--clear-groups", binary] + command + ["--root", root.path])
+            expectOneLine(run, status: 1, naming: ["cannot create state directory \(root.path)/.regkeeper", "Permission denied", "--state-dir DIR"])
+        }
+    }
 }
