@@ -153,7 +153,9 @@ struct RetainCommand: AsyncParsableCommand {
         do {
             return try RetentionPolicy.load(file: file)
         } catch {
-            throw CommandFailure("invalid policy:\n" + error.description, status: ExitStatus.failure)
+            // One problem stays on the `regkeeper:` line; several get a line each.
+            let separator = error.errors.count == 1 ? " " : "\n"
+            throw CommandFailure("invalid policy:" + separator + error.description, status: ExitStatus.failure)
         }
     }
 

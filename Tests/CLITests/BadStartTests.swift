@@ -166,4 +166,38 @@ import Testing
             expectOneLine(run, status: 1, naming: ["cannot create state directory \(root.path)/.regkeeper", "Permission denied", "--state-dir DIR"])
         }
     }
+
+    // MARK: A hostile policy
+
+    /// A policy nested thousands of levels deep, one way YAML nests, and the line on which its
+    /// 65th level opens; named by its shape in test results rather than by 20,000 brackets.
+    struct DeepPolicy: Sendable, CustomTestStringConvertible {
+        var shape: String
+        var text: String
+        var line: Int
+        var testDescription: String { shape }
+    }
+
+    static let deepPolicies = [
+        DeepPolicy(shape: "flow sequences", text: String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000), line: 1),
+        DeepPolicy(shape: "flow mappings", text: String(repeating: "{a: ", count: 5000) + "1" + String(repeating: "}", count: 5000), line: 1),
+        DeepPolicy(shape: "block sequences", text: (0..<5000).map { String(repeating: " ", count: 2 * $0) + "-" }.joined(separator: "\n"), line: 65),
+        DeepPolicy(shape: "block mappings", text: (0..<5000).map { String(repeating: " ", count: $0) + "k:" }.joined(separator: "\n") + " 1", line: 65),
+    ]
+
+    /// Yams recursed until the stack overflowed (SIGSEGV) on such files; now both commands
+    /// that read policies refuse them with FILE:LINE before Yams sees them.
+    @Test(arguments: deepPolicies)
+    func aDeeplyNestedPolicyIsRefusedBeforeParsing(_ deep: DeepPolicy) throws {
+        let policy = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-deep-\(UUID()).yaml")
+        try (deep.text + "\n").write(to: policy, atomically: true, encoding: .utf8)
+        let reason = "\(policy.path):\(deep.line): nested deeper than 64 levels"
+
+        let check = try regkeeper(["policy", "check", policy.path])
+        #expect(check.status == 1, "\(deep.shape): \(check.stderr)")
+        #expect(check.stderr == "\(reason); a policy needs fewer than 10\nregkeeper: 1 of 1 policy file(s) are invalid\n", "\(deep.shape)")
+
+        let retain = try regkeeper(["retain", "--dry-run", "--policy", policy.path, "--root", try Self.emptyStore().path])
+        expectOneLine(retain, status: 1, naming: ["regkeeper: invalid policy: " + reason])
+    }
 }
