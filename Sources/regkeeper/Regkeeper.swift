@@ -8,12 +8,21 @@ struct Regkeeper: AsyncParsableCommand {
         abstract: "Keeps a Docker/OCI registry's filesystem store healthy.",
         discussion: """
             The store is found from --root (the registry's rootdirectory), else --config (the \
-            registry's config.yml), else /etc/docker/registry/config.yml. State (the lock, \
-            databases) lives in --state-dir, default <root>/.regkeeper.
+            registry's config.yml), else /etc/docker/registry/config.yml; it must hold \
+            docker/registry/v2 (not a symbolic link). State (the lock, databases) lives in \
+            --state-dir, default <root>/.regkeeper; every command takes its lock there, so for a \
+            store on a read-only filesystem give --state-dir on a writable one.
 
-            EXIT STATUS: 0 success; 1 could not run (bad input, unreadable store); 2 another \
-            run holds the lock; 3 refused (gc: broken manifests; retain: circuit breaker, or the store changed since the plan); 4 finished, but some \
-            deletions failed; 5 verify found damage; 64 usage error.
+            Spans are a number and a unit (s, m, h, d, w) or a sum such as 1d12h, sizes a number \
+            and an optional unit (KiB, MiB, GiB, TiB; kB, MB, GB, TB); neither is negative. A \
+            failure is one line on standard error starting with "regkeeper:" (a list of \
+            problems, such as a policy's, follows on lines of its own).
+
+            EXIT STATUS: 0 success; 1 could not run (bad input, no docker/registry/v2 under the \
+            root, a state directory that cannot be created, unreadable store); 2 another run \
+            holds the lock; 3 refused (gc: broken manifests; retain: circuit breaker, or the \
+            store changed since the plan); 4 finished, but some deletions failed; 5 verify found \
+            damage; 64 usage error (unknown option, malformed or negative span or size).
             """,
         version: "0.1.0",
         subcommands: [GCCommand.self, VerifyCommand.self, BackupCommand.self, RestoreCommand.self, RetainCommand.self, PolicyCommand.self, HistoryCommand.self, ReportCommand.self, DemoCommand.self]

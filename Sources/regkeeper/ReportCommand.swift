@@ -10,12 +10,14 @@ struct ReportCommand: AsyncParsableCommand {
         commandName: "report",
         abstract: "Store statistics: content, what gc would reclaim, the largest repositories.",
         discussion: """
-            Reads the store once (shared lock): repositories, tags, manifests (tagged, untagged, \\
-            index children, referrers), blobs and bytes, what gc would reclaim with and without \\
-            --delete-untagged (ignoring the grace period), uploads, and the repositories holding \\
+            Reads the store once (shared lock): repositories, tags, manifests (tagged, untagged, \
+            index children, referrers), blobs and bytes, what gc would reclaim with and without \
+            --delete-untagged (ignoring the grace period), uploads, and the repositories holding \
             the most bytes, split into bytes only they keep alive (exclusive) and shared ones.
 
-            EXIT STATUS: 0 success; 1 could not run; 2 another run holds the lock.
+            EXIT STATUS: 0 success; 1 could not run (no docker/registry/v2 under the root, a \
+            state directory that cannot be created: give --state-dir for a read-only store); \
+            2 another run holds the lock; 64 usage error.
             """
     )
 

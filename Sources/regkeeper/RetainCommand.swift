@@ -24,7 +24,8 @@ struct RetainCommand: AsyncParsableCommand {
             breaker (safety.maxDeletePercent, default 50) stops the apply before anything is \
             touched when a repository would lose a larger share of its tags; --force overrides it.
 
-            EXIT STATUS: 0 success; 1 could not run (invalid policy or plan, unreadable store); \
+            EXIT STATUS: 0 success; 1 could not run (invalid policy or plan, no \
+            docker/registry/v2 under the root, unreadable store, unwritable state directory); \
             2 another run holds the lock; 3 refused: the circuit breaker tripped, the store \
             changed since the plan in some repositories, or gc found unreadable manifests; \
             4 some deletions failed.

@@ -29,8 +29,10 @@ struct VerifyCommand: AsyncParsableCommand {
             nightly runs cover the whole store over a week. The reference and size checks run \
             in full every time.
 
-            EXIT STATUS: 0 no damage found; 1 could not run; 2 another run holds the lock; \
-            5 damage found (every finding is still reported).
+            EXIT STATUS: 0 no damage found; 1 could not run (no docker/registry/v2 under the \
+            root, a state directory that cannot be created: give --state-dir for a read-only \
+            store); 2 another run holds the lock; 5 damage found (every finding is still \
+            reported); 64 usage error (a negative span or size, a zero --time-limit or --budget).
             """
     )
 
