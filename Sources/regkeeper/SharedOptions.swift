@@ -138,21 +138,8 @@ extension AsyncParsableCommand {
                 stateDirectory: location.stateDirectory, mode: mode, command: CommandLine.arguments.joined(separator: " "), wait: wait)
         } catch .held(let path, let holder) {
             throw CommandFailure(StoreLock.Error.held(path: path, holder: holder).description, status: ExitStatus.lockHeld)
-        } catch .stateDirectoryUnavailable(let path, let errno) {
-            throw CommandFailure(StoreLock.Error.stateDirectoryUnavailable(path: path, errno: errno).description + stateDirectoryAdvice(errno), status: ExitStatus.failure)
-        } catch .unavailable(let path, let errno) {
-            throw CommandFailure(StoreLock.Error.unavailable(path: path, errno: errno).description + stateDirectoryAdvice(errno), status: ExitStatus.failure)
-        }
-    }
-
-    /// What to do when the state directory cannot be written, as on a store mounted read-only
-    /// for a backup: the lock (and so every run on that store) can live elsewhere.
-    private func stateDirectoryAdvice(_ errno: Errno) -> String {
-        let elsewhere = "give --state-dir DIR on a writable filesystem, the same for every run on this store (the lock is there)"
-        switch errno.rawValue {
-        case EROFS: return "; " + elsewhere
-        case EACCES, EPERM: return "; run as a user who may write there, or " + elsewhere
-        default: return ""
+        } catch {
+            throw CommandFailure(error.description + stateDirectoryAdvice(error), status: ExitStatus.failure)
         }
     }
 }
@@ -195,5 +182,21 @@ extension Duration {
     var formattedSeconds: String {
         let (seconds, attoseconds) = components
         return String(format: "%.2fs", Double(seconds) + Double(attoseconds) / 1e18)
+    }
+}
+
+/// What to do when the state directory cannot be written, as on a store mounted read-only for
+/// a backup: the lock (and so every run on that store) can live elsewhere.
+private func stateDirectoryAdvice(_ error: StoreLock.Error) -> String {
+    let cause: Errno
+    switch error {
+    case .stateDirectoryUnavailable(_, let errno), .unavailable(_, let errno): cause = errno
+    case .held: return ""
+    }
+    let elsewhere = "give --state-dir DIR on a writable filesystem, the same for every run on this store (the lock is there)"
+    switch cause.rawValue {
+    case EROFS: return "; " + elsewhere
+    case EACCES, EPERM: return "; run as a user who may write there, or " + elsewhere
+    default: return ""
     }
 }
