@@ -24,7 +24,8 @@ struct RetainCommand: AsyncParsableCommand {
             breaker (safety.maxDeletePercent, default 50) stops the apply before anything is \
             touched when a repository would lose a larger share of its tags; --force overrides it.
 
-            EXIT STATUS: 0 success; 1 could not run (invalid policy or plan, unreadable store); \
+            EXIT STATUS: 0 success; 1 could not run (invalid policy or plan, no \
+            docker/registry/v2 under the root, unreadable store, unwritable state directory); \
             2 another run holds the lock; 3 refused: the circuit breaker tripped, the store \
             changed since the plan in some repositories, or gc found unreadable manifests; \
             4 some deletions failed.
@@ -52,8 +53,11 @@ struct RetainCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Run gc after applying, to free the blobs of deleted manifests.")
     var gc = false
 
-    @Option(name: .long, help: ArgumentHelp("With --gc: keep unreferenced blobs younger than this.", valueName: "span"))
-    var gracePeriod = "1h"
+    @Option(name: .long, parsing: .unconditional, help: .span("With --gc: keep unreferenced blobs younger than this.", default: GCOptions().gracePeriod), transform: TimeSpan.init(parsing:))
+    var gracePeriod = GCOptions().gracePeriod
+
+    @Option(name: .long, parsing: .unconditional, help: .span("With --gc: keep doomed items out of the registry's sight this long before re-reading links pushes wrote.", default: GCOptions().settle), transform: TimeSpan.init(parsing:))
+    var settle = GCOptions().settle
 
     @Option(name: .long, help: ArgumentHelp("Write Prometheus metrics here after applying (node_exporter textfile collector).", valueName: "file"))
     var metricsFile: String?
@@ -63,7 +67,6 @@ struct RetainCommand: AsyncParsableCommand {
         if applyPlan != nil, dryRun { throw ValidationError("--apply-plan applies a plan; print it with --dry-run --policy, or read the file") }
         if applyPlan != nil, planOut != nil { throw ValidationError("--plan-out saves a new plan; --apply-plan already has one") }
         if dryRun, gc { throw ValidationError("--gc runs after applying; with --dry-run nothing is applied") }
-        guard TimeSpan(gracePeriod) != nil else { throw ValidationError("--grace-period: '\(gracePeriod)' is not a duration like 30m, 1h or 0") }
     }
 
     func run() async throws {
@@ -124,7 +127,8 @@ struct RetainCommand: AsyncParsableCommand {
         var collect: GCOptions?
         if gc {
             var options = GCOptions()
-            options.gracePeriod = TimeSpan(gracePeriod)!
+            options.gracePeriod = gracePeriod
+            options.settle = settle
             options.jobs = output.jobs
             collect = options
         }
@@ -159,7 +163,9 @@ struct RetainCommand: AsyncParsableCommand {
         do {
             return try RetentionPolicy.load(file: file)
         } catch {
-            throw CommandFailure("invalid policy:\n" + error.description, status: ExitStatus.failure)
+            // One problem stays on the `regkeeper:` line; several get a line each.
+            let separator = error.errors.count == 1 ? " " : "\n"
+            throw CommandFailure("invalid policy:" + separator + error.description, status: ExitStatus.failure)
         }
     }
 

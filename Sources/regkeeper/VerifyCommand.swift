@@ -29,22 +29,24 @@ struct VerifyCommand: AsyncParsableCommand {
             nightly runs cover the whole store over a week. The reference and size checks run \
             in full every time.
 
-            EXIT STATUS: 0 no damage found; 1 could not run; 2 another run holds the lock; \
-            5 damage found (every finding is still reported).
+            EXIT STATUS: 0 no damage found; 1 could not run (no docker/registry/v2 under the \
+            root, a state directory that cannot be created: give --state-dir for a read-only \
+            store); 2 another run holds the lock; 5 damage found (every finding is still \
+            reported); 64 usage error (a negative span or size, a zero --time-limit or --budget).
             """
     )
 
     @OptionGroup var store: StoreOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(name: .long, help: ArgumentHelp("Skip blobs verified good within this span and unchanged since (e.g. 30d).", valueName: "span"))
-    var maxAge: String?
+    @Option(name: .long, parsing: .unconditional, help: .span("Skip blobs verified good within this span and unchanged since (e.g. 30d)."), transform: TimeSpan.init(parsing:))
+    var maxAge: TimeSpan?
 
-    @Option(name: .long, help: ArgumentHelp("Rehash at most this much, least recently verified first (e.g. 50GiB).", valueName: "size"))
-    var budget: String?
+    @Option(name: .long, parsing: .unconditional, help: .size("Rehash at most this much, least recently verified first (e.g. 50GiB)."), transform: ByteCount.init(parsing:))
+    var budget: ByteCount?
 
-    @Option(name: .long, help: ArgumentHelp("Start no new blob after this long (e.g. 20m).", valueName: "span"))
-    var timeLimit: String?
+    @Option(name: .long, parsing: .unconditional, help: .span("Start no new blob after this long (e.g. 20m)."), transform: TimeSpan.init(parsing:))
+    var timeLimit: TimeSpan?
 
     @Flag(name: .long, help: "Move corrupt blobs into <state-dir>/quarantine so a re-push heals them.")
     var quarantine = false
@@ -56,13 +58,8 @@ struct VerifyCommand: AsyncParsableCommand {
     var listQuarantine = false
 
     func validate() throws {
-        if let maxAge, TimeSpan(maxAge) == nil { throw ValidationError("--max-age: '\(maxAge)' is not a duration like 7d or 30d") }
-        if let timeLimit, (TimeSpan(timeLimit)?.seconds ?? 0) <= 0 {
-            throw ValidationError("--time-limit: '\(timeLimit)' is not a positive duration like 20m or 1h")
-        }
-        if let budget, (ByteCount(budget)?.bytes ?? 0) <= 0 {
-            throw ValidationError("--budget: '\(budget)' is not a positive size like 50GiB or 500MB")
-        }
+        if let timeLimit, timeLimit.seconds == 0 { throw ValidationError("--time-limit: give a positive duration such as 20m or 1h, not 0") }
+        if let budget, budget.bytes == 0 { throw ValidationError("--budget: give a positive size such as 50GiB or 500MB, not 0") }
         if listQuarantine, quarantine || maxAge != nil || budget != nil || timeLimit != nil {
             throw ValidationError("--list-quarantine takes no other verify options")
         }
@@ -84,9 +81,9 @@ struct VerifyCommand: AsyncParsableCommand {
         let state = try openState(location)
         var options = VerifyOptions()
         options.jobs = output.jobs
-        options.maxAge = maxAge.flatMap { TimeSpan($0) }
-        options.budget = budget.flatMap { ByteCount($0) }
-        options.timeLimit = timeLimit.flatMap { TimeSpan($0) }.map { .seconds($0.seconds) }
+        options.maxAge = maxAge
+        options.budget = budget
+        options.timeLimit = timeLimit.map { .seconds($0.seconds) }
         options.quarantineDirectory = quarantine ? location.stateDirectory + "/quarantine" : nil
 
         let bar = VerifyProgressBar()

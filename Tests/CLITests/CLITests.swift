@@ -32,9 +32,10 @@ import Testing
         return url
     }
 
+    /// A store root with its registry tree, which regkeeper requires even when it is empty.
     static func store(_ build: (StoreBuilder) throws -> Void) throws -> URL {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-cli-\(UUID())")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("docker/registry/v2"), withIntermediateDirectories: true)
         try build(StoreBuilder(storage: LocalStorage(root: root.path)))
         return root
     }
