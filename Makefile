@@ -24,8 +24,8 @@ test: deps
 	$(SWIFT) test
 
 demo: deps
-	$(SWIFT) build -c release --product regkeeper
-	.build/release/regkeeper demo
+	$(SWIFT) build -c release --product regkeeper-demo
+	.build/release/regkeeper-demo
 
 bench: deps
 	$(SWIFT) build -c release

@@ -72,7 +72,8 @@ public final class RegistryServer: @unchecked Sendable {
     ///
     /// - Parameters:
     ///   - port: nil picks a free one. A picked port can be taken by someone else before the
-    ///     registry binds it, so that case is retried with a fresh port.
+    ///     registry binds it, so that case is retried with a fresh port, as is a registry that
+    ///     does not answer within `readinessTimeout`.
     ///   - blobDescriptorCache: turns on `storage.cache.blobdescriptor: inmemory`, off by default
     ///     because its stale entries after a gc make "layer already exists" pushes succeed
     ///     against deleted blobs; turn it on to reproduce exactly that.
@@ -99,6 +100,10 @@ public final class RegistryServer: @unchecked Sendable {
                 return server
             } catch let RegistryServerError.exitedDuringStartup(_, _, stderr)
                 where attempts > 0 && stderr.contains("address already in use") {
+                continue
+            } catch RegistryServerError.notReady where attempts > 0 && port == nil {
+                // Seen once at the very start of a full parallel run: a registry alive but never
+                // listening. A fresh one on a fresh port has answered every time.
                 continue
             }
         }
