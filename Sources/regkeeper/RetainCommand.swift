@@ -136,6 +136,11 @@ struct RetainCommand: AsyncParsableCommand {
             storage: storage, location: location, force: force, collect: collect,
             arguments: CommandLine.arguments.joined(separator: " "), reporter: timings)
         application.metricsFile = metricsFile
+        do {
+            application.trash = try StoreSettings.load(location).trashChoice(flag: nil, keepFor: nil)
+        } catch {
+            throw CommandFailure(error.description, status: ExitStatus.failure)
+        }
         let outcome: ApplyRetention.Outcome
         do {
             outcome = try await application.run(plan)
@@ -148,7 +153,7 @@ struct RetainCommand: AsyncParsableCommand {
         if output.json {
             try writeJSON(AppliedReport(run: outcome.run.rawValue, plan: plan, result: result, gc: outcome.gc))
         } else if !output.quiet {
-            renderResult(result, gc: outcome.gc, run: outcome.run, timings: timings)
+            renderResult(result, gc: outcome.gc, gcRun: outcome.gcRun, run: outcome.run, timings: timings)
         }
         if !result.refused.isEmpty {
             let lines = result.refused.map { "  \($0.repository): \($0.refused!)" }
@@ -212,14 +217,15 @@ struct RetainCommand: AsyncParsableCommand {
         }
     }
 
-    private func renderResult(_ result: RetentionResult, gc: GCResult?, run: RunID, timings: TimingReporter) {
+    private func renderResult(_ result: RetentionResult, gc: GCResult?, gcRun: RunID?, run: RunID, timings: TimingReporter) {
         for repository in result.repositories {
             for skipped in repository.skipped { printLine("\(repository.repository): \(skipped)") }
         }
         let forced = result.forced ? " (circuit breaker overridden by --force)" : ""
         printLine("deleted \(result.tagsDeleted) tags and \(result.manifestsDeleted) untagged manifests in \(result.repositories.count) repositories\(forced); run \(run), see `regkeeper history show \(run)`")
         if let gc {
-            printLine("gc: \(gc.applied.blobs.count) blobs, \(gc.applied.links.count) dangling links, \(gc.applied.uploads.count) uploads: freed \(gc.applied.bytesFreed.formattedBytes)")
+            printLine("gc: \(gc.applied.blobs.count) blobs, \(gc.applied.links.count) dangling links, \(gc.applied.uploads.count) uploads: freed \(gc.applied.bytesFreed.formattedBytes)"
+                + (gcRun.map { "; run \($0)" } ?? ""))
             if !gc.applied.isEmpty {
                 printLine("restart the registry (or run it with storage.cache.blobdescriptor off): its cache may still list swept blobs")
             }

@@ -77,8 +77,6 @@ struct VerifyCommand: AsyncParsableCommand {
         let location = try store.location()
         let lock = try takeLock(location, quarantine ? .exclusive : .shared, wait: store.lockWait)
         defer { withExtendedLifetime(lock) {} }
-        let storage = try openStorage(location)
-        let state = try openState(location)
         var options = VerifyOptions()
         options.jobs = output.jobs
         options.maxAge = maxAge
@@ -89,24 +87,24 @@ struct VerifyCommand: AsyncParsableCommand {
         let bar = VerifyProgressBar()
         let timings = TimingReporter(output.logged(output.quiet || output.json ? SilentReporter() : bar))
         let json = output.json
-        let verifier = Verifier(storage: storage, state: state, options: options, reporter: timings, findings: { finding in
-            // Findings are what a cron job mails, so --quiet prints them too.
-            if !json { bar.printAbove(finding.description) }
-        })
+        let verification = VerifyStore(
+            storage: try openStorage(location), location: location, options: options,
+            arguments: CommandLine.arguments.joined(separator: " "), metricsFile: metricsFile, reporter: timings,
+            findings: { finding in
+                // Findings are what a cron job mails, so --quiet prints them too.
+                if !json { bar.printAbove(finding.description) }
+            })
         let report: VerifyReport
         do {
-            report = try await RecordedVerification(verifier: verifier, arguments: CommandLine.arguments.joined(separator: " ")).run()
+            report = try await verification.run()
         } catch let error as VerifyError {
             throw CommandFailure(error.description, status: ExitStatus.failure)
+        } catch let failure as CommandFailure {
+            throw failure
+        } catch {
+            throw CommandFailure("\(error)", status: ExitStatus.failure)
         }
         bar.finish()
-        if let metricsFile {
-            do {
-                try MetricsFile.verify(report, ended: Date()).write(to: metricsFile)
-            } catch {
-                throw CommandFailure("\(error)", status: ExitStatus.failure)
-            }
-        }
         if output.json { try writeJSON(report) } else if !output.quiet { renderSummary(report, timings) }
         if !report.isClean {
             throw CommandFailure("damage found: \(report.findings.count) finding(s)", status: ExitStatus.damageFound)
@@ -117,11 +115,7 @@ struct VerifyCommand: AsyncParsableCommand {
         let location = try store.location()
         let records: [QuarantineRecord]
         do {
-            // Listing must not create a database where no verify ever ran.
-            records = FileManager.default.fileExists(atPath: location.stateDatabasePath)
-                ? try await openState(location).quarantinedBlobs() : []
-        } catch let failure as CommandFailure {
-            throw failure
+            records = try await ListQuarantine(location: location).run()
         } catch {
             throw CommandFailure("cannot read the quarantine list: \(error)", status: ExitStatus.failure)
         }
@@ -132,14 +126,6 @@ struct VerifyCommand: AsyncParsableCommand {
             printLine("    \(record.reason)" + (record.affectedTags.isEmpty ? "" : "; re-push " + record.affectedTags.joined(separator: ", ")))
         }
         if !output.quiet { printLine("\(records.count) quarantined blob(s)") }
-    }
-
-    private func openState(_ location: StoreLocation) throws -> StateStore {
-        do {
-            return try StateStore.open(at: URL(fileURLWithPath: location.stateDatabasePath))
-        } catch {
-            throw CommandFailure("\(error)", status: ExitStatus.failure)
-        }
     }
 
     private func renderSummary(_ report: VerifyReport, _ timings: TimingReporter) {
