@@ -23,14 +23,7 @@ import Testing
         return Run(status: output.status, stdout: output.stdoutText, stderr: output.stderrText)
     }
 
-    /// Where SwiftPM put the executables: beside the test bundle.
-    static var productsDirectory: URL {
-        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("regkeeper").path), url.path != "/" {
-            url.deleteLastPathComponent()
-        }
-        return url
-    }
+    static var productsDirectory: URL { BuiltProducts.directory }
 
     /// A store root with its registry tree, which regkeeper requires even when it is empty.
     static func store(_ build: (StoreBuilder) throws -> Void) throws -> URL {

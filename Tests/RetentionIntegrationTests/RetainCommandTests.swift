@@ -5,7 +5,7 @@ import Testing
 /// The built `regkeeper` binary against a real registry's store: exit statuses, the circuit
 /// breaker, a reviewed plan applied with gc, and the run history.
 @Suite(.serialized) struct RetainCommandTests {
-    let binary = RetentionIntegrationTests.packageRoot.appendingPathComponent(".build/debug/regkeeper").path
+    let binary = BuiltProducts.executable("regkeeper")
 
     func regkeeper(_ arguments: [String]) async throws -> ProcessOutput {
         try await ProcessRunner.run(binary, arguments, timeout: 120, allowFailure: true)
