@@ -49,7 +49,7 @@ struct GCBench: ParsableCommand {
         let copies = root.deletingLastPathComponent()
         func copy(_ name: String) throws -> URL {
             let target = copies.appendingPathComponent(name)
-            try? FileManager.default.removeItem(at: target)
+            _ = try? measure("/bin/rm", ["-rf", target.path])
             _ = try measure("/bin/cp", ["-a", root.path, target.path])
             return target
         }
@@ -64,7 +64,7 @@ struct GCBench: ParsableCommand {
         let ours = try measure(siblingExecutable("regkeeper"), ["gc", "--quiet", "--grace-period", "0", "--settle", "0", "--root", oursCopy.path])
         report("gc, sweeping for real (settle 0)", peer: peer, ours: ours)
         log("  plus the settle interval: --settle (default 30 s) of waiting with the store untouched, no CPU")
-        for target in [peerCopy, oursCopy] { try? FileManager.default.removeItem(at: target) }
+        for target in [peerCopy, oursCopy] { _ = try? measure("/bin/rm", ["-rf", target.path]) }
     }
 }
 
