@@ -12,6 +12,14 @@ public struct RestoreOptions: Sendable {
     /// Read and check every member as a restore does, and tell what it would restore and,
     /// with `merge`, what it would keep of the target's; write nothing.
     public var dryRun = false
+    /// The largest member a plain tar archive (which has no index to declare sizes) may hold;
+    /// a regkeeper archive's members are bounded by its index instead.
+    public var maxPlainMemberSize: UInt64 = RestoreOptions.defaultMaxPlainMemberSize
+
+    /// Larger than the layers registries commonly hold; `--max-member-size` raises it.
+    public static let defaultMaxPlainMemberSize: UInt64 = 8 << 30
+    /// A link holds one digest (`sha512:` and 128 hex digits at most).
+    static let maxLinkSize: UInt64 = 4096
 
     public init(merge: Bool = false, repositories: Set<RepositoryName>? = nil, dryRun: Bool = false) {
         self.merge = merge
@@ -50,6 +58,33 @@ public struct RestoreExecutor {
         self.options = options
     }
 
+    /// Refuses a target that is not a directory, or that lies inside another store's
+    /// `docker/` tree (`--root /srv/registry/docker/registry/v2` would nest a store in the
+    /// live one, which its registry then serves as garbage).
+    public static func checkTarget(_ target: String) throws(ArchiveError) {
+        var info = stat()
+        if stat(target, &info) == 0, info.st_mode & S_IFMT != S_IFDIR { throw .targetNotADirectory(path: target) }
+        // The deepest existing ancestor, with symbolic links resolved, then the rest as given.
+        var existing = target
+        var rest: [String] = []
+        while realpath(existing, nil) == nil, existing != "/" {
+            rest.insert((existing as NSString).lastPathComponent, at: 0)
+            existing = (existing as NSString).deletingLastPathComponent
+        }
+        guard let resolved = realpath(existing, nil) else { return }
+        defer { free(resolved) }
+        let components = (String(cString: resolved).split(separator: "/").map(String.init) + rest)
+        let store = Layout.registryRoot.components
+        for start in components.indices where components[start...].starts(with: store.prefix(1)) {
+            let ancestor = "/" + components[..<start].joined(separator: "/")
+            let registry = ancestor + (ancestor == "/" ? "" : "/") + store.joined(separator: "/")
+            var registryInfo = stat()
+            if stat(registry, &registryInfo) == 0, registryInfo.st_mode & S_IFMT == S_IFDIR {
+                throw .targetInsideStore(target: target, store: ancestor)
+            }
+        }
+    }
+
     private var dockerPath: String { target + "/" + (Layout.registryRoot.components.first ?? "docker") }
 
     public func restore(_ chain: ArchiveChain) throws -> RestoreResult {
@@ -61,6 +96,7 @@ public struct RestoreExecutor {
             rehearsal = options.merge ? try MergeRehearsal(target: target) : nil
         } else {
             try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+            try checkSpace(chain, needed: needed)
             StagingArea.removeAbandoned(in: target)
             staging = try StagingArea(target: target)
         }
@@ -99,10 +135,11 @@ public struct RestoreExecutor {
             try reader.forEachMember(consumed: { [reporter] in
                 reporter.progress("restore", done: bytesBefore + $0, total: totalBytes, unit: .bytes)
             }) { member in
-                guard let path = member.storePath, path.hasPrefix(Layout.registryRoot) else {
-                    result.skipped.append(member.entry.path + ": outside docker/registry/v2")
+                guard let path = member.storePath, path.hasPrefix(Layout.registryRoot), path != Layout.registryRoot else {
+                    result.skipped.append(member.entry.path.escapedForTerminal + ": outside docker/registry/v2")
                     return
                 }
+                try checkBounds(member, in: reader, isPlain: chain.isPlain)
                 switch member.role {
                 case .blob(let digest):
                     let wanted = chain.isPlain || (needed[digest] == id && !written.contains(digest))
@@ -117,11 +154,10 @@ public struct RestoreExecutor {
                     guard isLast, options.repositories?.contains(repository) ?? true else { return }
                     if case .link = member.role { result.links += 1 } else { result.otherFiles += 1 }
                 case .other:
-                    guard isLast, options.repositories == nil else { return }
-                    result.otherFiles += 1
+                    throw ArchiveError.outsideLayout(archive: reader.path, member: member.entry.path)
                 }
                 if let staging {
-                    try staging.write(path, mtime: member.entry.mtime) { sink in try member.readContent(sink) }
+                    try staging.write(path, mtime: member.entry.mtime, archive: reader.path) { sink in try member.readContent(sink) }
                 } else {
                     try rehearsal?.check(member, at: path, order: staged.count) ?? member.readContent { _ in }
                 }
@@ -139,6 +175,45 @@ public struct RestoreExecutor {
             throw ArchiveError.missingBlob(digest: missing, archive: needed[missing]!)
         }
         return (result, staged)
+    }
+
+    /// Refuses, before a byte of it is written, a member larger than a restore may write: a
+    /// link of more than one digest, or a plain tar's member over `maxPlainMemberSize` (a
+    /// regkeeper archive's sizes are checked against its index by the reader, and their sum
+    /// against the free space before staging begins).
+    private func checkBounds(_ member: ArchiveReader.Member, in reader: ArchiveReader, isPlain: Bool) throws(ArchiveError) {
+        let size = member.entry.size
+        if case .link = member.role, size > RestoreOptions.maxLinkSize {
+            throw .memberTooLarge(archive: reader.path, member: member.entry.path, size: size, limit: RestoreOptions.maxLinkSize,
+                                  reason: "a link holds one digest")
+        }
+        if isPlain, size > options.maxPlainMemberSize {
+            throw .memberTooLarge(archive: reader.path, member: member.entry.path, size: size, limit: options.maxPlainMemberSize,
+                                  reason: "the largest member a plain tar archive may hold; raise it with --max-member-size")
+        }
+    }
+
+    /// Bytes the chain's indexes declare a restore writes, each file rounded up to whole
+    /// blocks (a link of 71 bytes takes a block): the blobs needed, and the last archive's
+    /// other members. Nil for a plain tar, whose size is known only by reading it.
+    static func declaredBytes(_ chain: ArchiveChain, needed: [Digest: ArchiveID], block: UInt64) -> UInt64? {
+        guard let last = chain.last.index else { return nil }
+        let blobsPrefix = Layout.registryRoot.description + "/blobs/"
+        func blocks(_ size: UInt64) -> UInt64 { size / block &* block &+ (size % block == 0 ? 0 : block) }
+        var total: UInt64 = 0
+        for member in last.members where !member.path.hasPrefix(blobsPrefix) { total &+= blocks(member.size) }
+        for blob in last.blobs where needed[blob.digest] != nil { total &+= blocks(UInt64(max(blob.size, 0))) }
+        return total
+    }
+
+    /// Refuses a chain whose declared content does not fit in the target's filesystem, before
+    /// anything is staged there: with --merge that filesystem is the live registry's.
+    private func checkSpace(_ chain: ArchiveChain, needed: [Digest: ArchiveID]) throws(ArchiveError) {
+        var info = statvfs()
+        guard statvfs(target, &info) == 0 else { throw .io(path: target, operation: "statvfs", errno: .current) }
+        guard let declared = Self.declaredBytes(chain, needed: needed, block: max(UInt64(info.f_bsize), 512)) else { return }
+        let available = UInt64(info.f_bavail) * UInt64(info.f_frsize)
+        if declared > available { throw .notEnoughSpace(target: target, needed: declared, available: available) }
     }
 
     /// True if `directory` exists and holds any non-directory entry at any depth.
@@ -175,12 +250,16 @@ public struct RestoreExecutor {
         let ordered = staged.enumerated().sorted {
             ($0.element.1.placementRank, $0.offset) < ($1.element.1.placementRank, $1.offset)
         }
+        var placed = 0
         for (_, (path, _)) in ordered {
             do {
                 try storage.reattach(path, from: staging.root)
+                placed += 1
                 continue
             } catch {
-                guard case .alreadyExists = error else { throw error }
+                guard case .alreadyExists = error else {
+                    throw ArchiveError.mergeInterrupted(target: target, placed: placed, cause: error.description)
+                }
             }
             let ours = staging.path(path)
             let size = (try? FileManager.default.attributesOfItem(atPath: ours))?[.size] as? Int
