@@ -16,8 +16,9 @@ public struct RestoreOptions: Sendable {
     /// a regkeeper archive's members are bounded by its index instead.
     public var maxPlainMemberSize: UInt64 = RestoreOptions.defaultMaxPlainMemberSize
 
-    /// Larger than the layers registries commonly hold; `--max-member-size` raises it.
-    public static let defaultMaxPlainMemberSize: UInt64 = 8 << 30
+    /// Larger than the layers registries commonly hold (a few hundred MiB, rarely a few GiB);
+    /// `--max-member-size` raises it for a store that has larger ones.
+    public static let defaultMaxPlainMemberSize: UInt64 = 4 << 30
     /// A link holds one digest (`sha512:` and 128 hex digits at most).
     static let maxLinkSize: UInt64 = 4096
 
@@ -135,9 +136,14 @@ public struct RestoreExecutor {
             try reader.forEachMember(consumed: { [reporter] in
                 reporter.progress("restore", done: bytesBefore + $0, total: totalBytes, unit: .bytes)
             }) { member in
-                guard let path = member.storePath, path.hasPrefix(Layout.registryRoot), path != Layout.registryRoot else {
+                // Files beside the registry's tree (a plain tar of a whole root holds the state
+                // directory) are left out; anything else in `docker/` must be the layout's.
+                guard let path = member.storePath, path.components.first == Layout.registryRoot.components.first else {
                     result.skipped.append(member.entry.path.escapedForTerminal + ": outside docker/registry/v2")
                     return
+                }
+                guard path.hasPrefix(Layout.registryRoot), path != Layout.registryRoot else {
+                    throw ArchiveError.outsideLayout(archive: reader.path, member: member.entry.path)
                 }
                 try checkBounds(member, in: reader, isPlain: chain.isPlain)
                 switch member.role {

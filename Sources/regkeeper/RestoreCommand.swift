@@ -66,7 +66,7 @@ struct RestoreCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: ArgumentHelp("Log to standard error from this level up: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
     var logLevel: Logger.Level = .warning
 
-    @Option(name: .customLong("max-member-size"), help: ArgumentHelp("The largest member a plain tar archive may hold (default 8GiB); a regkeeper archive's index bounds its own.", valueName: "size"))
+    @Option(name: .customLong("max-member-size"), help: ArgumentHelp("The largest member a plain tar archive may hold (default 4GiB); a regkeeper archive's index bounds its own.", valueName: "size"))
     var maxMemberSize: String?
 
     func validate() throws {
