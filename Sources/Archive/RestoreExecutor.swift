@@ -145,7 +145,6 @@ public struct RestoreExecutor {
                 guard path.hasPrefix(Layout.registryRoot), path != Layout.registryRoot else {
                     throw ArchiveError.outsideLayout(archive: reader.path, member: member.entry.path)
                 }
-                try checkBounds(member, in: reader, isPlain: chain.isPlain)
                 switch member.role {
                 case .blob(let digest):
                     let wanted = chain.isPlain || (needed[digest] == id && !written.contains(digest))
@@ -162,6 +161,7 @@ public struct RestoreExecutor {
                 case .other:
                     throw ArchiveError.outsideLayout(archive: reader.path, member: member.entry.path)
                 }
+                try checkBounds(member, in: reader, isPlain: chain.isPlain)
                 if let staging {
                     try staging.write(path, mtime: member.entry.mtime, archive: reader.path) { sink in try member.readContent(sink) }
                 } else {
