@@ -133,6 +133,7 @@ public struct RestoreExecutor {
         for reader in chain.readers {
             let isLast = reader === chain.last
             let id = reader.index?.metadata.id
+            var blobsOfThisArchive = Set<Digest>()
             try reader.forEachMember(consumed: { [reporter] in
                 reporter.progress("restore", done: bytesBefore + $0, total: totalBytes, unit: .bytes)
             }) { member in
@@ -147,6 +148,11 @@ public struct RestoreExecutor {
                 }
                 switch member.role {
                 case .blob(let digest):
+                    // Twice in one archive is damage (which copy would tar -x keep?); across
+                    // archives of a chain it is the same blob carried again.
+                    guard blobsOfThisArchive.insert(digest).inserted else {
+                        throw ArchiveError.duplicateMember(archive: reader.path, member: member.entry.path)
+                    }
                     let wanted = chain.isPlain || (needed[digest] == id && !written.contains(digest))
                     guard wanted, written.insert(digest).inserted else { return }
                     if chain.isPlain, let repositories = options.repositories, !repositories.isEmpty {

@@ -70,11 +70,11 @@ struct PushedStore {
     var root: URL
     var store: SampleStore
 
-    static func push(into directory: URL, name: String = "source", seed: UInt64 = 1) async throws -> PushedStore {
+    static func push(into directory: URL, name: String = "source", seed: UInt64 = 1, layerSize: Int = 4096) async throws -> PushedStore {
         let root = directory.appendingPathComponent(name)
         let server = try await RegistryServer.start(root: root)
         defer { server.stop() }
-        let store = try await SampleStore.push(to: RegistryClient(server: server), seed: seed)
+        let store = try await SampleStore.push(to: RegistryClient(server: server), seed: seed, layerSize: layerSize)
         return PushedStore(root: root, store: store)
     }
 }
@@ -101,3 +101,28 @@ func deadProcessID() throws -> Int32 {
 func fileSize(_ url: URL) -> Int {
     ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? Int) ?? -1
 }
+
+/// `tar --zstd -cf` of `members` (archive path, file on disk) in that order.
+func plainTar(_ archive: URL, _ members: [(name: String, file: URL)], in directory: URL) throws {
+    let stage = directory.appendingPathComponent("tar-stage-\(UUID().uuidString)")
+    for member in members {
+        let path = stage.appendingPathComponent(member.name)
+        try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
+        // A name given twice is linked once and archived twice.
+        if !FileManager.default.fileExists(atPath: path.path) { try FileManager.default.linkItem(at: member.file, to: path) }
+    }
+    defer { try? FileManager.default.removeItem(at: stage) }
+    // --hard-dereference: a member named twice is stored twice, not as a hard link.
+    let result = try ProcessRunner.runBlocking(
+        "/usr/bin/tar", ["--zstd", "--hard-dereference", "-cf", archive.path, "-C", stage.path] + members.map(\.name), timeout: 300)
+    #expect(result.status == 0, "\(result)")
+}
+
+/// A sparse file of `size` zeros: costs no disk, compresses to almost nothing.
+func zeros(_ url: URL, size: UInt64) throws {
+    FileManager.default.createFile(atPath: url.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: url)
+    try handle.truncate(atOffset: size)
+    try handle.close()
+}
+

@@ -11,29 +11,6 @@ import Testing
 @Suite(.serialized) struct HostileArchiveTests {
     static let bomb: UInt64 = 5 << 30
 
-    /// `tar --zstd -cf` of `members` (archive path, file on disk) in that order.
-    func plainTar(_ archive: URL, _ members: [(name: String, file: URL)], in directory: URL) throws {
-        let stage = directory.appendingPathComponent("tar-stage-\(UUID().uuidString)")
-        for member in members {
-            let path = stage.appendingPathComponent(member.name)
-            try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try FileManager.default.linkItem(at: member.file, to: path)
-        }
-        defer { try? FileManager.default.removeItem(at: stage) }
-        // --hard-dereference: a member named twice is stored twice, not as a hard link.
-        let result = try ProcessRunner.runBlocking(
-            "/usr/bin/tar", ["--zstd", "--hard-dereference", "-cf", archive.path, "-C", stage.path] + members.map(\.name), timeout: 300)
-        #expect(result.status == 0, "\(result)")
-    }
-
-    /// A sparse file of `size` zeros: costs no disk, compresses to almost nothing.
-    func zeros(_ url: URL, size: UInt64) throws {
-        FileManager.default.createFile(atPath: url.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: url)
-        try handle.truncate(atOffset: size)
-        try handle.close()
-    }
-
     func expectBounded(_ run: Regkeeper.Run, _ message: String, sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(run.status == 3, "\(run)", sourceLocation: sourceLocation)
         #expect(run.stderr.contains(message), "\(run)", sourceLocation: sourceLocation)
