@@ -121,7 +121,8 @@ nonisolated(unsafe) private let partialArchiveSignalSources: [any DispatchSource
     source.setEventHandler {
         PartialArchives.removeAll()
         signal(number, SIG_DFL)
-        raise(number)
+        // To the process, not this thread: libdispatch's threads block signals.
+        kill(getpid(), number)
     }
     source.resume()
     return source
