@@ -22,9 +22,15 @@ struct RestoreCommand: AsyncParsableCommand {
             member the same way, writes nothing, and tells what would be restored and, with \
             --merge, which of the target's differing files would be kept. A refused archive (truncated, corrupt, \
             a flipped byte, '..', absolute paths, links, a broken chain) leaves the target as it \
-            was. A non-empty target is refused unless --merge, which adds what is missing (blobs, \
-            then _layers, revisions, tags) and never replaces a file. Stop the registry first, or \
-            restart it afterwards.
+            was, and a refused restore creates nothing (no target directory, no state \
+            database). A restore writes no more than the index declares (its sum must fit in \
+            the free space; a member the index lists with another size is refused before it \
+            is written); a plain tar's members are capped by --max-member-size; members under \
+            docker/ outside the registry layout are refused. --latest refuses while the \
+            catalog records unreadable archives. A non-empty target is refused unless --merge, which adds what is missing (blobs, \
+            then _layers, revisions, tags) and never replaces a file; a merge cut short leaves \
+            whole files and no link to an absent blob, and running it again completes it. \
+            Stop the registry first, or restart it afterwards.
 
             EXIT STATUS: 0 success; 1 could not run; 2 another run holds the target's lock; 3 \
             refused (bad archive, broken chain, non-empty target), nothing changed; 4 restored, \
