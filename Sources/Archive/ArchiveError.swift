@@ -94,7 +94,7 @@ public enum ArchiveError: Error, Sendable, CustomStringConvertible {
         case .notEnoughSpace(let target, let needed, let available):
             "the archives hold \(needed) bytes to restore, but \(target)'s filesystem has \(available) bytes free"
         case .mergeInterrupted(let target, let placed, let cause):
-            "the merge into \(target) stopped after placing \(placed) file(s): \(cause); the target holds what was placed "
+            "the merge into \(target) stopped after \(placed) rename(s) of files or whole directories: \(cause); the target holds what was placed "
                 + "(blobs before the links naming them); run the same restore --merge again to complete it"
         case .targetNotADirectory(let path): "\(path) exists and is not a directory"
         case .targetInsideStore(let target, let store):
