@@ -14,7 +14,9 @@ public final class ArchiveReader {
     public let fileSize: Int64
     /// Nil for a plain tar archive.
     public let index: ArchiveIndex?
-    private var indexBytes: Data?
+    /// SHA-256 of the table of contents, which the index member must match: the digest, not
+    /// the bytes, is kept (those are as large as the index itself).
+    private let indexDigest: Digest?
     /// The file, opened once: what was checked at init is what `forEachMember` reads.
     private let file: ArchiveFile
     /// Where the zstd frames of the tar stream end: the table of contents, or the file's end.
@@ -41,7 +43,13 @@ public final class ArchiveReader {
         self.file = file
         fileSize = file.size
         index = contents?.index
-        indexBytes = contents?.bytes
+        indexDigest = contents.map { contents in
+            contents.bytes.withUnsafeBytes { bytes in
+                var hasher = ContentHasher()
+                hasher.update(bytes)
+                return hasher.finalize()
+            }
+        }
         streamEnd = contents.map { Int64($0.start) } ?? file.size
     }
 
@@ -205,10 +213,10 @@ public final class ArchiveReader {
                     throw ArchiveError.truncated(archive: path, reason: "its index and table of contents are missing")
                 }
                 if sawIndex { throw ArchiveError.indexMismatch(archive: path, reason: "member \(entry.path) after the index") }
-                if entry.path == ArchiveFormat.indexMember, let indexBytes {
-                    var bytes = Data()
-                    try tar.readContent { bytes.append(contentsOf: $0) }
-                    guard bytes == indexBytes else {
+                if entry.path == ArchiveFormat.indexMember, let indexDigest {
+                    var hasher = ContentHasher()
+                    try tar.readContent { hasher.update($0) }
+                    guard hasher.finalize() == indexDigest else {
                         throw ArchiveError.indexMismatch(archive: path, reason: "the index member differs from the table of contents")
                     }
                     sawIndex = true

@@ -148,7 +148,7 @@ private final class StagingWriter: @unchecked Sendable {
     }
 
     private func run() {
-        var createdDirectories: Set<String> = []
+        var parents = ParentDirectories(root: root)
         var descriptor: Int32 = -1
         var path = ""
         var member = ""
@@ -170,7 +170,7 @@ private final class StagingWriter: @unchecked Sendable {
                 path = root + "/" + storePath.description
                 member = storePath.description
                 mtime = time
-                if let failure = Self.makeParents(of: storePath, under: root, created: &createdDirectories) {
+                if let failure = parents.make(for: storePath) {
                     fail(.stagingWrite(member: member, operation: "mkdir", errno: failure))
                     break
                 }
@@ -208,16 +208,34 @@ private final class StagingWriter: @unchecked Sendable {
             tickets.signal()
         }
     }
+}
 
-    /// Nil when every parent directory exists, else why one could not be made.
-    private static func makeParents(of storePath: StorePath, under root: String, created: inout Set<String>) -> Errno? {
-        var current = root
-        for component in storePath.components.dropLast() {
-            current += "/" + component
-            if created.contains(current) { continue }
-            if mkdir(current, 0o755) != 0, errno != EEXIST { return .current }
-            created.insert(current)
+/// The parent directories of the files being staged, made as needed. Members come grouped by
+/// directory (tar order), so only the directories of the previous file are remembered, not
+/// every one made: a store of a million links has a million directories, and a set of their
+/// paths cost more than the rest of a restore. A directory made earlier and met again is
+/// found by `mkdir`'s EEXIST.
+private struct ParentDirectories {
+    let root: String
+    private var previous: [String] = []
+
+    init(root: String) { self.root = root }
+
+    /// Nil when every parent directory of `path` exists, else why one could not be made.
+    mutating func make(for path: StorePath) -> Errno? {
+        let parents = path.components.dropLast()
+        var common = 0
+        while common < min(parents.count, previous.count), parents[parents.startIndex + common] == previous[common] { common += 1 }
+        var current = root + "/" + parents.prefix(common).joined(separator: "/")
+        for component in parents.dropFirst(common) {
+            current += (current.hasSuffix("/") ? "" : "/") + component
+            if mkdir(current, 0o755) != 0, errno != EEXIST {
+                previous = []
+                return .current
+            }
         }
+        previous = Array(parents)
         return nil
     }
 }
+
