@@ -12,8 +12,10 @@ public final class ArchiveReader {
     public let path: String
     /// Bytes of the archive file, for progress.
     public let fileSize: Int64
-    /// Nil for a plain tar archive.
+    /// Nil for a plain tar archive. Its `members` are empty: they are in `listed`.
     public let index: ArchiveIndex?
+    /// The members the index lists, as the stream is checked against them.
+    public let listed: ListedMembers
     /// SHA-256 of the table of contents, which the index member must match: the digest, not
     /// the bytes, is kept (those are as large as the index itself).
     private let indexDigest: Digest?
@@ -43,13 +45,8 @@ public final class ArchiveReader {
         self.file = file
         fileSize = file.size
         index = contents?.index
-        indexDigest = contents.map { contents in
-            contents.bytes.withUnsafeBytes { bytes in
-                var hasher = ContentHasher()
-                hasher.update(bytes)
-                return hasher.finalize()
-            }
-        }
+        indexDigest = contents?.digest
+        listed = contents?.listed ?? ListedMembers()
         streamEnd = contents.map { Int64($0.start) } ?? file.size
     }
 
@@ -84,7 +81,7 @@ public final class ArchiveReader {
     /// The declared length is checked against the file, and the index read a piece at a time,
     /// refusing a piece with a NUL byte (JSON has none): a length field pointing into a hole of
     /// a sparse file costs a piece of memory, not the gigabyte it declares.
-    private static func readTableOfContents(_ descriptor: Int32, _ path: String, size: Int) throws(ArchiveError) -> (index: ArchiveIndex, bytes: Data, start: Int)? {
+    private static func readTableOfContents(_ descriptor: Int32, _ path: String, size: Int) throws(ArchiveError) -> (index: ArchiveIndex, listed: ListedMembers, digest: Digest, start: Int)? {
         guard size >= 8 + ArchiveFormat.tocTrailerSize else { return nil }
         let trailer = try pread(descriptor, path, count: ArchiveFormat.tocTrailerSize, at: size - ArchiveFormat.tocTrailerSize)
         guard Array(trailer[8...]) == ArchiveFormat.tocMagic else {
@@ -114,7 +111,14 @@ public final class ArchiveReader {
             bytes.append(piece)
         }
         do {
-            return (try ArchiveIndex.decode(bytes), bytes, start)
+            var listed = ListedMembers()
+            let index = try ArchiveIndex.decode(bytes, listing: &listed)
+            let digest = bytes.withUnsafeBytes { bytes in
+                var hasher = ContentHasher()
+                hasher.update(bytes)
+                return hasher.finalize()
+            }
+            return (index, listed, digest, start)
         } catch {
             throw .damaged(archive: path, reason: "table of contents is unreadable: \(error)")
         }
@@ -238,9 +242,9 @@ public final class ArchiveReader {
                 try check(member, at: position, excluded: excluded)
                 position += 1
             }
-            if let index {
-                guard sawIndex, position == index.members.count else {
-                    throw ArchiveError.indexMismatch(archive: path, reason: "\(position) members where the index lists \(index.members.count)")
+            if index != nil {
+                guard sawIndex, position == listed.count else {
+                    throw ArchiveError.indexMismatch(archive: path, reason: "\(position) members where the index lists \(listed.count)")
                 }
             }
             // What follows the tar up to the table of contents must be whole frames, not damage.
@@ -259,14 +263,14 @@ public final class ArchiveReader {
     }
 
     private func checkListed(_ entry: TarEntry, at position: Int) throws(ArchiveError) {
-        guard let index else { return }
-        guard position < index.members.count else {
+        guard index != nil else { return }
+        guard position < listed.count else {
             throw .indexMismatch(archive: path, reason: "member \(entry.path) is not in the index")
         }
-        let listed = index.members[position]
-        guard listed.path == entry.path, listed.size == entry.size else {
-            throw .memberMismatch(archive: path, member: entry.path,
-                                  reason: "the index lists \(listed.path) of \(listed.size) bytes at this position, the tar header \(entry.size) bytes")
+        guard listed.lists(path: entry.path, at: position), listed.size(at: position) == entry.size else {
+            throw .memberMismatch(archive: path, member: entry.path, reason: listed.lists(path: entry.path, at: position)
+                ? "the index lists \(listed.size(at: position)) bytes, the tar header \(entry.size) bytes"
+                : "the index lists another member at this position (\(position))")
         }
     }
 
@@ -275,17 +279,10 @@ public final class ArchiveReader {
         if let expected = member.blobDigest, let actual, actual != expected, !excluded.contains(expected) {
             throw .blobDigestMismatch(archive: path, member: member.entry.path, expected: expected, actual: actual)
         }
-        guard let index else { return }
-        guard position < index.members.count else {
-            throw .indexMismatch(archive: path, reason: "member \(member.entry.path) is not in the index")
-        }
-        let listed = index.members[position]
-        guard listed.path == member.entry.path, listed.size == member.entry.size else {
-            throw .memberMismatch(archive: path, member: member.entry.path,
-                                  reason: "the index lists \(listed.path) of \(listed.size) bytes at this position")
-        }
-        if let actual, actual != listed.digest {
-            throw .memberMismatch(archive: path, member: member.entry.path, reason: "content digest \(actual), index says \(listed.digest)")
+        guard index != nil else { return }
+        try checkListed(member.entry, at: position)
+        if let actual, !listed.lists(digest: actual, at: position) {
+            throw .memberMismatch(archive: path, member: member.entry.path, reason: "content digest \(actual) is not the one the index lists")
         }
     }
 }

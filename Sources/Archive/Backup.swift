@@ -154,14 +154,15 @@ public struct ArchiveVerifier {
                 archive.id = reader.index?.metadata.id
                 archive.kind = reader.index?.metadata.kind
                 archive.excludedBlobs = reader.index?.excluded.map { "\($0.digest) (hashed to \($0.actual))" } ?? []
+                var blobMembers = Set<Digest>()
                 try reader.forEachMember { member in
                     archive.members += 1
                     archive.bytes += member.entry.size
+                    if let digest = member.blobDigest { blobMembers.insert(digest) }
                     try member.readContent { _ in }
                 }
                 if let index = reader.index {
-                    let members = Set(index.members.map(\.path))
-                    if let absent = index.carriedBlobs.first(where: { !members.contains(Layout.blobData($0.digest).description) }) {
+                    if let absent = index.carriedBlobs.first(where: { !blobMembers.contains($0.digest) }) {
                         throw ArchiveError.indexMismatch(archive: path, reason: "blob \(absent.digest) is listed as carried but is no member")
                     }
                 }

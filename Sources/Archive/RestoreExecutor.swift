@@ -211,10 +211,10 @@ public struct RestoreExecutor {
     /// other members. Nil for a plain tar, whose size is known only by reading it.
     static func declaredBytes(_ chain: ArchiveChain, needed: [Digest: ArchiveID], block: UInt64) -> UInt64? {
         guard let last = chain.last.index else { return nil }
-        let blobsPrefix = Layout.registryRoot.description + "/blobs/"
+        let listed = chain.last.listed
         func blocks(_ size: UInt64) -> UInt64 { size / block &* block &+ (size % block == 0 ? 0 : block) }
         var total: UInt64 = 0
-        for member in last.members where !member.path.hasPrefix(blobsPrefix) { total &+= blocks(member.size) }
+        for position in 0..<listed.count where !listed.isBlobData(at: position) { total &+= blocks(listed.size(at: position)) }
         for blob in last.blobs where needed[blob.digest] != nil { total &+= blocks(UInt64(max(blob.size, 0))) }
         return total
     }
