@@ -281,7 +281,7 @@ extension ArchiveIndex {
     /// goes through the decoder.
     static func decode(_ data: Data) throws(JSONScanner.Failure) -> ArchiveIndex {
         try data.withUnsafeBytes { raw in
-            Result { () throws(JSONScanner.Failure) in try decode(raw.bindMemory(to: UInt8.self), listing: nil) }
+            Result { () throws(JSONScanner.Failure) in try decode(raw.bindMemory(to: UInt8.self)) }
         }.get()
     }
 
@@ -289,16 +289,22 @@ extension ArchiveIndex {
     /// reader checks the stream against, at 17 bytes a member instead of its path and digest
     /// (a store of a million links has an index of a quarter GiB, held once, here, briefly).
     /// The index returned has no `members`.
-    static func decode(_ data: Data, listing: inout ListedMembers) throws(JSONScanner.Failure) -> ArchiveIndex {
-        var collected = ListedMembers()
-        let index = try data.withUnsafeBytes { raw in
-            Result { () throws(JSONScanner.Failure) in try decode(raw.bindMemory(to: UInt8.self), listing: &collected) }
-        }.get()
-        listing = collected
+    /// - Parameter read: told, after each member, how many bytes of the index were read.
+    static func decode(_ bytes: UnsafeBufferPointer<UInt8>, listing: inout ListedMembers,
+                       read: (Int) -> Void) throws(JSONScanner.Failure) -> ArchiveIndex {
+        var collected: ListedMembers? = ListedMembers()
+        let index = try decode(bytes, listing: &collected, read: read)
+        listing = collected ?? ListedMembers()
         return index
     }
 
-    private static func decode(_ bytes: UnsafeBufferPointer<UInt8>, listing: UnsafeMutablePointer<ListedMembers>?) throws(JSONScanner.Failure) -> ArchiveIndex {
+    private static func decode(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONScanner.Failure) -> ArchiveIndex {
+        var unused: ListedMembers?
+        return try decode(bytes, listing: &unused, read: { _ in })
+    }
+
+    private static func decode(_ bytes: UnsafeBufferPointer<UInt8>, listing: inout ListedMembers?,
+                               read: (Int) -> Void) throws(JSONScanner.Failure) -> ArchiveIndex {
         var scanner = JSONScanner(bytes)
         var metadata: ArchiveMetadata?
         var members: [IndexedMember]?
@@ -329,7 +335,8 @@ extension ArchiveIndex {
                     }
                     let member = IndexedMember(path: try required(path, field + ".path"), size: try required(size, field + ".size"),
                                                digest: try required(digest, field + ".digest"))
-                    if let listing { listing.pointee.append(member) } else { decoded.append(member) }
+                    if listing != nil { listing?.append(member) } else { decoded.append(member) }
+                    read(scanner.offset)
                 }
                 members = decoded
             case "blobs":

@@ -101,24 +101,24 @@ public final class ArchiveReader {
         guard frameMagic == ZstdFormat.skippableMagic, UInt64(frameLength) == length + UInt64(ArchiveFormat.tocTrailerSize) else {
             throw .damaged(archive: path, reason: "table of contents frame header is damaged")
         }
-        var bytes = Data()
-        while bytes.count < Int(length) {
-            let piece = try pread(descriptor, path, count: min(indexReadStep, Int(length) - bytes.count), at: start + 8 + bytes.count)
-            guard !piece.isEmpty else { throw .truncated(archive: path, reason: "the file shrank while its table of contents was read") }
-            if piece.contains(0) {
-                throw .damaged(archive: path, reason: "table of contents holds a NUL byte at offset \(start + 8 + bytes.count + piece.firstIndex(of: 0)!) of the file")
+        // Mapped, not read into memory: each pass gives its pages back behind itself, so an
+        // index of a quarter GiB (a million links) costs a few MiB of resident memory.
+        let region = try MappedRegion(descriptor, offset: start + 8, length: Int(length), path: path)
+        var hasher = ContentHasher()
+        var checked = 0
+        while checked < region.bytes.count {
+            let piece = UnsafeRawBufferPointer(rebasing: region.bytes[checked..<min(region.bytes.count, checked + indexReadStep)])
+            if let nul = piece.firstIndex(of: 0) {
+                throw .damaged(archive: path, reason: "table of contents holds a NUL byte at offset \(start + 8 + nul) of the file")
             }
-            bytes.append(piece)
+            hasher.update(piece)
+            checked += piece.count
+            region.release(upTo: checked)
         }
         do {
             var listed = ListedMembers()
-            let index = try ArchiveIndex.decode(bytes, listing: &listed)
-            let digest = bytes.withUnsafeBytes { bytes in
-                var hasher = ContentHasher()
-                hasher.update(bytes)
-                return hasher.finalize()
-            }
-            return (index, listed, digest, start)
+            let index = try ArchiveIndex.decode(region.bytes.bindMemory(to: UInt8.self), listing: &listed, read: region.release(upTo:))
+            return (index, listed, hasher.finalize(), start)
         } catch {
             throw .damaged(archive: path, reason: "table of contents is unreadable: \(error)")
         }
@@ -284,6 +284,41 @@ public final class ArchiveReader {
         if let actual, !listed.lists(digest: actual, at: position) {
             throw .memberMismatch(archive: path, member: member.entry.path, reason: "content digest \(actual) is not the one the index lists")
         }
+    }
+}
+
+/// A read-only mapping of part of an archive, unmapped with its owner. `release` gives
+/// pages already read back to the kernel (they are the file's, read again if touched).
+/// The archive must not shrink while it is mapped (a read past its end is SIGBUS): regkeeper
+/// never changes an archive once it is renamed into place.
+private final class MappedRegion {
+    let bytes: UnsafeRawBufferPointer
+    private let mapping: UnsafeMutableRawPointer
+    private let mappedLength: Int
+    /// Offset of `bytes` in the mapping, which starts at a page boundary.
+    private let lead: Int
+    private var released = 0
+
+    init(_ descriptor: Int32, offset: Int, length: Int, path: String) throws(ArchiveError) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        lead = offset % page
+        mappedLength = max(lead + length, 1)
+        guard let mapping = mmap(nil, mappedLength, PROT_READ, MAP_PRIVATE, descriptor, off_t(offset - lead)),
+              mapping != MAP_FAILED else {
+            throw .io(path: path, operation: "map its table of contents", errno: .current)
+        }
+        self.mapping = mapping
+        bytes = UnsafeRawBufferPointer(start: mapping + lead, count: length)
+    }
+
+    deinit { munmap(mapping, mappedLength) }
+
+    /// Gives back the whole pages before `offset` of `bytes`, in steps of 4 MiB.
+    func release(upTo offset: Int) {
+        let end = (lead + offset) / (4 << 20) * (4 << 20)
+        guard end > released else { return }
+        madvise(mapping + released, end - released, MADV_DONTNEED)
+        released = end
     }
 }
 

@@ -15,6 +15,9 @@ struct RestoreBench: ParsableCommand {
     @Option(help: "Where the store, the archive and the targets go (reused between runs).")
     var directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-bench/restore").path
 
+    @Option(help: "Where the restores go (default: the directory); a tmpfs compares software, not this VM's disk.")
+    var targets: String?
+
     @Option(help: "Repositories, each with a _layers link to every layer, the image's revision and its tag.")
     var repositories = 1000
 
@@ -23,6 +26,9 @@ struct RestoreBench: ParsableCommand {
 
     @Option(help: "Runs per measurement; the best time and the highest peak count.")
     var runs = 1
+
+    @Flag(help: "Also merge into the restored store with half its repositories removed (reads every link of the other half).")
+    var halfPresent = false
 
     @Flag(help: .hidden)
     var generateOnly = false
@@ -52,30 +58,63 @@ struct RestoreBench: ParsableCommand {
                                                  "--catalog", base.appendingPathComponent("catalog").path, "--quiet"])
             log(String(format: "  backup: %.1f s, %.0f MiB peak", backup.seconds, Double(backup.peakBytes) / 1_048_576))
         }
-        let target = base.appendingPathComponent("target").path
+        let targetBase = URL(fileURLWithPath: targets ?? directory)
+        try FileManager.default.createDirectory(at: targetBase, withIntermediateDirectories: true)
+        let target = targetBase.appendingPathComponent("target").path
+        let other = try otherStore(base, into: targetBase, regkeeper)
         let fileManager = FileManager.default
-        var restores: [Measurement] = [], merges: [Measurement] = []
+        var restores: [Measurement] = [], merges: [Measurement] = [], halfMerges: [Measurement] = []
+        func mib(_ bytes: Int64) -> Double { Double(bytes) / 1_048_576 }
         for _ in 0..<max(1, runs) {
             try? fileManager.removeItem(atPath: target)
             sync()
             restores.append(try measure(regkeeper, ["restore", archive, "--root", target, "--quiet"]))
-            log(String(format: "  restore into an empty root: %.1f s, %.0f MiB peak", restores.last!.seconds, Double(restores.last!.peakBytes) / 1_048_576))
-            // Half the repositories lost: the merge moves those back whole and compares every
-            // link of the others with the target's.
-            let repositoriesRoot = target + "/docker/registry/v2/repositories/bench"
-            for index in stride(from: 0, to: repositories, by: 2) {
-                try fileManager.removeItem(atPath: repositoriesRoot + "/repository-\(index)")
+            log(String(format: "  restore into an empty root: %.1f s, %.0f MiB peak", restores.last!.seconds, mib(restores.last!.peakBytes)))
+            if halfPresent {
+                // Half the repositories lost: the merge moves those back whole and reads
+                // every link of the others to compare it with the archive's.
+                for index in stride(from: 0, to: repositories, by: 2) {
+                    try fileManager.removeItem(atPath: target + "/docker/registry/v2/repositories/bench/repository-\(index)")
+                }
+                sync()
+                halfMerges.append(try measure(regkeeper, ["restore", archive, "--root", target, "--merge", "--quiet"]))
+                log(String(format: "  restore --merge, half the repositories there: %.1f s, %.0f MiB peak", halfMerges.last!.seconds, mib(halfMerges.last!.peakBytes)))
             }
+            // Into a live store of other repositories (bringing lost ones back): every
+            // repository and link of the archive is new to it, its blob tree is shared.
+            try? fileManager.removeItem(atPath: target)
+            try fileManager.copyItem(atPath: other, toPath: target)
             sync()
             merges.append(try measure(regkeeper, ["restore", archive, "--root", target, "--merge", "--quiet"]))
-            log(String(format: "  restore --merge, half the repositories there: %.1f s, %.0f MiB peak", merges.last!.seconds, Double(merges.last!.peakBytes) / 1_048_576))
+            log(String(format: "  restore --merge into a store of other repositories: %.1f s, %.0f MiB peak", merges.last!.seconds, mib(merges.last!.peakBytes)))
         }
         let restore = Measurement(seconds: restores.map(\.seconds).min()!, peakBytes: restores.map(\.peakBytes).max()!)
         let merge = Measurement(seconds: merges.map(\.seconds).min()!, peakBytes: merges.map(\.peakBytes).max()!)
-        print(String(format: "restore of %d link members: %.1f s, %.0f MiB peak; --merge: %.1f s (%.2fx the restore), %.0f MiB peak",
-                     repositories * (layers + 4), restore.seconds, Double(restore.peakBytes) / 1_048_576,
-                     merge.seconds, merge.seconds / restore.seconds, Double(merge.peakBytes) / 1_048_576))
+        print(String(format: "restore of %d link members: %.1f s, %.0f MiB peak; --merge into a store of other repositories: %.1f s (%.2fx the restore), %.0f MiB peak",
+                     repositories * (layers + 4), restore.seconds, mib(restore.peakBytes), merge.seconds, merge.seconds / restore.seconds, mib(merge.peakBytes)))
+        if let half = halfMerges.min(by: { $0.seconds < $1.seconds }) {
+            print(String(format: "--merge with half the repositories present: %.1f s (%.2fx the restore), %.0f MiB peak",
+                         half.seconds, half.seconds / restore.seconds, mib(halfMerges.map(\.peakBytes).max()!)))
+        }
         try? fileManager.removeItem(atPath: target)
+    }
+
+    /// A small store of other repositories, restored from its own archive (made once).
+    private func otherStore(_ base: URL, into targetBase: URL, _ regkeeper: String) throws -> String {
+        let root = targetBase.appendingPathComponent("other").path
+        guard !FileManager.default.fileExists(atPath: root + "/docker") else { return root }
+        let source = base.appendingPathComponent("other-source")
+        try? FileManager.default.removeItem(at: source)
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        let builder = StoreBuilder(storage: try LocalStorage(root: source.path))
+        for index in 0..<20 {
+            try builder.image(RepositoryName("other/service-\(index)")!, tag: "v1", layers: [layerBytes("other-\(index)", size: 4096)])
+        }
+        let archive = base.appendingPathComponent("other.tar.zst").path
+        try? FileManager.default.removeItem(atPath: archive)
+        _ = try measure(regkeeper, ["backup", "--root", source.path, "--output", archive, "--catalog", base.appendingPathComponent("other-catalog").path, "--quiet"])
+        _ = try measure(regkeeper, ["restore", archive, "--root", root, "--quiet"])
+        return root
     }
 
     /// One image of `layers` small layers, in every repository: a `_layers` link per layer and
