@@ -115,6 +115,7 @@ public final class ArchiveReader {
             checked += piece.count
             region.release(upTo: checked)
         }
+        region.rewind()
         do {
             var listed = ListedMembers()
             let index = try ArchiveIndex.decode(region.bytes.bindMemory(to: UInt8.self), listing: &listed, read: region.release(upTo:))
@@ -312,6 +313,12 @@ private final class MappedRegion {
     }
 
     deinit { munmap(mapping, mappedLength) }
+
+    /// Gives back every page, before a pass that reads the region again from its start.
+    func rewind() {
+        madvise(mapping, mappedLength, MADV_DONTNEED)
+        released = 0
+    }
 
     /// Gives back the whole pages before `offset` of `bytes`, in steps of 4 MiB.
     func release(upTo offset: Int) {
