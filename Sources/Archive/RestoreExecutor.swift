@@ -368,11 +368,12 @@ private struct StagedTreeMerge {
         var ours = stat(), theirs = stat()
         guard fstatat(source, name, &ours, AT_SYMLINK_NOFOLLOW) == 0 else { throw interrupted(components, "stat", .current) }
         guard fstatat(destination, name, &theirs, AT_SYMLINK_NOFOLLOW) == 0 else { throw interrupted(components, "stat", .current) }
-        let path = StorePath(relative: components.joined(separator: "/"))
         let oursIsDirectory = ours.st_mode & S_IFMT == S_IFDIR
         guard oursIsDirectory == (theirs.st_mode & S_IFMT == S_IFDIR) else {
             let (held, archived) = oursIsDirectory ? ("a file", "a directory") : ("a directory", "a file")
-            if let path { conflicts.append(MergeConflict(path: path, message: "\(path): the target holds \(held) where the archive has \(archived) (kept it)")) }
+            if let path = StorePath(relative: components.joined(separator: "/")) {
+                conflicts.append(MergeConflict(path: path, message: "\(path): the target holds \(held) where the archive has \(archived) (kept it)"))
+            }
             return
         }
         if oursIsDirectory {
@@ -390,7 +391,8 @@ private struct StagedTreeMerge {
             }
             return
         }
-        guard let path else { return }
+        if Self.agree(name, source, ours, destination, theirs, isBlobData: components.count > 4 && components[3] == "blobs") { return }
+        guard let path = StorePath(relative: components.joined(separator: "/")) else { return }
         let conflict: String?
         do {
             conflict = try RestoreExecutor.conflict(at: path, in: storage, ourSize: Int64(ours.st_size)) {
@@ -404,6 +406,34 @@ private struct StagedTreeMerge {
 
     private func interrupted(_ components: [String], _ operation: String, _ errno: Errno) -> ArchiveError {
         .mergeInterrupted(target: target, placed: placed, cause: "\(operation) \(components.joined(separator: "/")): \(errno)")
+    }
+
+    /// Whether the target's file certainly agrees with ours, told through the directory
+    /// descriptors at hand: a blob of the same size, or another file of the same bytes. A
+    /// rerun of a merge meets every file it placed before, so this is its common case; any
+    /// doubt goes to `RestoreExecutor.conflict`, which also words the report.
+    private static func agree(_ name: String, _ source: Int32, _ ours: stat, _ destination: Int32, _ theirs: stat, isBlobData: Bool) -> Bool {
+        guard ours.st_size == theirs.st_size else { return false }
+        if isBlobData { return true }
+        guard ours.st_size <= RestoreExecutor.comparedBytes, let our = head(name, in: source), let their = head(name, in: destination) else { return false }
+        return our == their
+    }
+
+    /// Up to `comparedBytes` of a file, or nil if it cannot be read.
+    private static func head(_ name: String, in directory: Int32) -> [UInt8]? {
+        let descriptor = openat(directory, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var bytes = [UInt8](repeating: 0, count: RestoreExecutor.comparedBytes)
+        var filled = 0
+        while filled < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + filled, $0.count - filled) }
+            if n < 0, errno == EINTR { continue }
+            guard n >= 0 else { return nil }
+            if n == 0 { break }
+            filled += n
+        }
+        return Array(bytes[0..<filled])
     }
 
     /// Name order, but a tag's `current` after its `index`: a tag appears last.
