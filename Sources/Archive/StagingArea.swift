@@ -34,11 +34,9 @@ final class StagingArea {
         }
     }
 
-    func path(_ storePath: StorePath) -> String { root + "/" + storePath.description }
-
     /// Creates the file (never replacing one: member paths are unique in a valid archive),
-    /// fills it with what `content` hands its sink, sets its mtime.
-    /// A second member of the same path in `archive` fails as `duplicateMember`.
+    /// fills it with what `content` hands its sink, sets its mtime. A second member of the
+    /// same path in `archive` fails as `duplicateMember`.
     func write(_ storePath: StorePath, mtime: TarTimestamp, archive: String,
                content: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
         try writer.create(storePath, mtime: mtime, archive: archive)
