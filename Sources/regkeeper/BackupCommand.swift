@@ -63,50 +63,46 @@ struct BackupCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        guard outputFile != nil || dryRun else {
+            throw CommandFailure("give --output FILE (or a subcommand: list, reindex, verify)", status: ExitStatus.failure)
+        }
+        let location = try store.location()
+        if !dryRun { removePartialArchivesOnSignal() }
+        let lock = try takeLock(location, .shared, wait: store.lockWait)
+        defer { withExtendedLifetime(lock) {} }
+        var backup = Backup(
+            storage: try openStorage(location), catalogDirectory: catalog ?? location.stateDirectory,
+            toolVersion: "regkeeper " + (Regkeeper.configuration.version), sourceRoot: location.root)
+        backup.incremental = incremental
+        backup.includeGarbage = includeGarbage
+        backup.level = level
+        backup.jobs = output.jobs
+        backup.reporter = output.reporter
+        guard let outputFile, !dryRun else { return try await showPlan(backup) }
+        let result: BackupResult
+        let started = Date()
         do {
-            guard outputFile != nil || dryRun else {
-                throw CommandFailure("give --output FILE (or a subcommand: list, reindex, verify)", status: ExitStatus.failure)
-            }
-            let location = try store.location()
-            if !dryRun { removePartialArchivesOnSignal() }
-            let lock = try takeLock(location, .shared, wait: store.lockWait)
-            defer { withExtendedLifetime(lock) {} }
-            var backup = Backup(
-                storage: try openStorage(location), catalogDirectory: catalog ?? location.stateDirectory,
-                toolVersion: "regkeeper " + (Regkeeper.configuration.version), sourceRoot: location.root)
-            backup.incremental = incremental
-            backup.includeGarbage = includeGarbage
-            backup.level = level
-            backup.jobs = output.jobs
-            backup.reporter = output.reporter
-            guard let outputFile, !dryRun else { return try await showPlan(backup) }
-            let result: BackupResult
-            let started = Date()
+            result = try await backup.run(output: outputFile)
+        } catch let error as ArchiveError {
+            throw CommandFailure(error.description, status: ExitStatus.failure)
+        }
+        if let metricsFile {
             do {
-                result = try await backup.run(output: outputFile)
-            } catch let error as ArchiveError {
-                throw CommandFailure(error.description, status: ExitStatus.failure)
+                try MetricsFile.backup(result, started: started, ended: Date()).write(to: metricsFile)
+            } catch {
+                throw CommandFailure("\(error)", status: ExitStatus.failure)
             }
-            if let metricsFile {
-                do {
-                    try MetricsFile.backup(result, started: started, ended: Date()).write(to: metricsFile)
-                } catch {
-                    throw CommandFailure("\(error)", status: ExitStatus.failure)
-                }
-            }
-            if output.json {
-                try writeJSON(result)
-            } else if !output.quiet {
-                let metadata = result.index.metadata
-                printLine("\(metadata.kind) archive \(result.id) written to \(result.path)")
-                printLine("\(result.blobsWritten) blobs (\(result.blobBytesWritten.formattedBytes)), \(result.linksWritten) links, \(result.inheritedBlobs) blobs in earlier archives; archive \(Int64(result.archiveBytes).formattedBytes)")
-                if let parent = metadata.parent { printLine("builds on \(parent)") }
-            }
-            if !result.findings.isEmpty {
-                throw storeProblems(result.findings)
-            }
-        } catch let failure as CommandFailure {
-            throw fail(failure)
+        }
+        if output.json {
+            try writeJSON(result)
+        } else if !output.quiet {
+            let metadata = result.index.metadata
+            printLine("\(metadata.kind) archive \(result.id) written to \(result.path)")
+            printLine("\(result.blobsWritten) blobs (\(result.blobBytesWritten.formattedBytes)), \(result.linksWritten) links, \(result.inheritedBlobs) blobs in earlier archives; archive \(Int64(result.archiveBytes).formattedBytes)")
+            if let parent = metadata.parent { printLine("builds on \(parent)") }
+        }
+        if !result.findings.isEmpty {
+            throw storeProblems(result.findings)
         }
     }
 }
@@ -191,26 +187,22 @@ struct BackupListCommand: AsyncParsableCommand {
     @ParentCommand var backup: BackupCommand
 
     func run() async throws {
+        let entries: [CatalogEntry]
+        let unreadable: [UnreadableArchive]
         do {
-            let entries: [CatalogEntry]
-            let unreadable: [UnreadableArchive]
-            do {
-                let catalog = try BackupCatalog.openExisting(directory: try backup.catalogDirectory())
-                entries = try await catalog.archives()
-                unreadable = try await catalog.unreadableArchives()
-            } catch let error as ArchiveError {
-                throw CommandFailure(error.description, status: ExitStatus.failure)
-            }
-            if backup.output.json { return try writeJSON(CatalogListing(archives: entries, unreadable: unreadable)) }
-            if entries.isEmpty { printLine("no archives recorded") }
-            for file in unreadable { printLine("UNREADABLE \(file.description.escapedForTerminal)") }
-            let formatter = ISO8601DateFormatter()
-            for entry in entries {
-                let parent = entry.parent.map { " on \($0)" } ?? ""
-                printLine("\(entry.id)  \(entry.kind.rawValue)\(parent)  \(formatter.string(from: entry.createdAt))  \(entry.blobCount) blobs \(entry.blobBytes.formattedBytes), archive \(entry.archiveBytes.formattedBytes)  \(entry.path)")
-            }
-        } catch let failure as CommandFailure {
-            throw fail(failure)
+            let catalog = try BackupCatalog.openExisting(directory: try backup.catalogDirectory())
+            entries = try await catalog.archives()
+            unreadable = try await catalog.unreadableArchives()
+        } catch let error as ArchiveError {
+            throw CommandFailure(error.description, status: ExitStatus.failure)
+        }
+        if backup.output.json { return try writeJSON(CatalogListing(archives: entries, unreadable: unreadable)) }
+        if entries.isEmpty { printLine("no archives recorded") }
+        for file in unreadable { printLine("UNREADABLE \(file.description.escapedForTerminal)") }
+        let formatter = ISO8601DateFormatter()
+        for entry in entries {
+            let parent = entry.parent.map { " on \($0)" } ?? ""
+            printLine("\(entry.id)  \(entry.kind.rawValue)\(parent)  \(formatter.string(from: entry.createdAt))  \(entry.blobCount) blobs \(entry.blobBytes.formattedBytes), archive \(entry.archiveBytes.formattedBytes)  \(entry.path)")
         }
     }
 }
@@ -243,26 +235,22 @@ struct BackupReindexCommand: AsyncParsableCommand {
     @ParentCommand var backup: BackupCommand
 
     func run() async throws {
+        let outcome: Reindex.Outcome
         do {
-            let outcome: Reindex.Outcome
-            do {
-                outcome = try await Reindex().run(directory: directory, catalogDirectory: try backup.catalogDirectory())
-            } catch let failure as CommandFailure {
-                throw failure
-            } catch {
-                throw CommandFailure("\(error)", status: ExitStatus.failure)
-            }
-            if backup.output.json { try writeJSON(outcome) } else if !backup.output.quiet {
-                printLine("catalog rebuilt from \(outcome.archives.count) archive(s)")
-            }
-            if !outcome.unreadable.isEmpty {
-                throw CommandFailure(
-                    "\(outcome.unreadable.count) file(s) in \(directory) could not be read as archives and are not in the catalog; restore --latest refuses until they are moved away and the directory reindexed:\n  "
-                        + outcome.unreadable.map { $0.description.escapedForTerminal }.joined(separator: "\n  "),
-                    status: ExitStatus.partialFailure)
-            }
+            outcome = try await Reindex().run(directory: directory, catalogDirectory: try backup.catalogDirectory())
         } catch let failure as CommandFailure {
-            throw fail(failure)
+            throw failure
+        } catch {
+            throw CommandFailure("\(error)", status: ExitStatus.failure)
+        }
+        if backup.output.json { try writeJSON(outcome) } else if !backup.output.quiet {
+            printLine("catalog rebuilt from \(outcome.archives.count) archive(s)")
+        }
+        if !outcome.unreadable.isEmpty {
+            throw CommandFailure(
+                "\(outcome.unreadable.count) file(s) in \(directory) could not be read as archives and are not in the catalog; restore --latest refuses until they are moved away and the directory reindexed:\n  "
+                    + outcome.unreadable.map { $0.description.escapedForTerminal }.joined(separator: "\n  "),
+                status: ExitStatus.partialFailure)
         }
     }
 }
@@ -307,7 +295,7 @@ struct BackupVerifyCommand: AsyncParsableCommand {
             if let chain = report.chainError { printLine("FAILED chain: \(chain)") }
         }
         if !report.isValid {
-            throw fail(CommandFailure("verification failed", status: ExitStatus.refused))
+            throw CommandFailure("verification failed", status: ExitStatus.refused)
         }
     }
 }

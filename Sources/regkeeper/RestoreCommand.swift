@@ -83,68 +83,64 @@ struct RestoreCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let target = URL(fileURLWithPath: root).standardizedFileURL.path
+        let wait = Duration.seconds(self.wait.seconds)
+        var options = RestoreOptions(merge: merge, dryRun: dryRun)
+        if !repositories.isEmpty { options.repositories = Set(repositories.compactMap { RepositoryName($0) }) }
+        if let maxMemberSize { options.maxPlainMemberSize = UInt64(maxMemberSize.bytes) }
+        // Everything that can be refused without the lock is refused before the target,
+        // its lock or its state database exist: "not changed" must be true.
+        let chain: ArchiveChain
         do {
-            let target = URL(fileURLWithPath: root).standardizedFileURL.path
-            let wait = Duration.seconds(self.wait.seconds)
-            var options = RestoreOptions(merge: merge, dryRun: dryRun)
-            if !repositories.isEmpty { options.repositories = Set(repositories.compactMap { RepositoryName($0) }) }
-            if let maxMemberSize { options.maxPlainMemberSize = UInt64(maxMemberSize.bytes) }
-            // Everything that can be refused without the lock is refused before the target,
-            // its lock or its state database exist: "not changed" must be true.
-            let chain: ArchiveChain
+            chain = try await openChain(target: target, options: options)
+        } catch {
+            throw failure(error, target: target)
+        }
+        let location = StoreLocation(root: target)
+        let created = CreatedPaths(target: target, stateDirectory: location.stateDirectory)
+        // A dry run only reads the target, and an absent one needs no lock at all.
+        var lock: StoreLock?
+        if !dryRun {
             do {
-                chain = try await openChain(target: target, options: options)
+                try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
             } catch {
-                throw failure(error, target: target)
+                throw CommandFailure("cannot create \(target): \((error as NSError).localizedDescription)", status: ExitStatus.failure)
             }
-            let location = StoreLocation(root: target)
-            let created = CreatedPaths(target: target, stateDirectory: location.stateDirectory)
-            // A dry run only reads the target, and an absent one needs no lock at all.
-            var lock: StoreLock?
-            if !dryRun {
-                do {
-                    try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-                } catch {
-                    throw CommandFailure("cannot create \(target): \((error as NSError).localizedDescription)", status: ExitStatus.failure)
-                }
-                lock = try takeLock(location, .exclusive, wait: wait)
-            } else if FileManager.default.fileExists(atPath: target) {
-                lock = try takeLock(location, .shared, wait: wait)
+            lock = try takeLock(location, .exclusive, wait: wait)
+        } else if FileManager.default.fileExists(atPath: target) {
+            lock = try takeLock(location, .shared, wait: wait)
+        }
+        defer { withExtendedLifetime(lock) {} }
+        let result: RestoreResult
+        do {
+            let reporter = commandReporter(quiet: quiet || json, logLevel: logLevel)
+            if dryRun {
+                // Changes nothing, so it is no run of the target's history.
+                var executor = RestoreExecutor(target: target, options: options)
+                executor.reporter = reporter
+                result = try executor.restore(chain)
+            } else {
+                var restore = RecordedRestore(target: target, options: options, arguments: CommandLine.arguments.joined(separator: " "))
+                restore.reporter = reporter
+                result = try await restore.run(chain)
             }
-            defer { withExtendedLifetime(lock) {} }
-            let result: RestoreResult
-            do {
-                let reporter = commandReporter(quiet: quiet || json, logLevel: logLevel)
-                if dryRun {
-                    // Changes nothing, so it is no run of the target's history.
-                    var executor = RestoreExecutor(target: target, options: options)
-                    executor.reporter = reporter
-                    result = try executor.restore(chain)
-                } else {
-                    var restore = RecordedRestore(target: target, options: options, arguments: CommandLine.arguments.joined(separator: " "))
-                    restore.reporter = reporter
-                    result = try await restore.run(chain)
-                }
-            } catch let error as StateStoreError {
-                created.removeIfUnchanged()
-                throw CommandFailure("cannot record the run in \(target)'s state database: \(error)", status: ExitStatus.failure)
-            } catch let error as ArchiveError {
-                if case .mergeInterrupted = error {} else { created.removeIfUnchanged() }
-                throw failure(error, target: target)
-            }
-            if json {
-                try writeJSON(result)
-            } else if !quiet {
-                let (restored, kept, skipped) = dryRun ? ("dry run: would restore", "would keep", "would skip") : ("restored", "kept", "skipped")
-                printLine("\(restored) \(result.blobs) blobs (\(result.blobBytes.formattedBytes)), \(result.links) links, \(result.otherFiles) other files into \(target)")
-                for conflict in result.conflicts { printLine("\(kept): \(conflict.escapedForTerminal)") }
-                for member in result.skipped { printLine("\(skipped): \(member)") }
-            }
-            if !result.conflicts.isEmpty || result.skipped.contains(where: { $0.hasPrefix("blob ") }) {
-                throw CommandFailure("\(dryRun ? "a restore would end" : "restored") with \(result.conflicts.count) conflict(s) and \(result.skipped.count) skipped member(s)", status: ExitStatus.partialFailure)
-            }
-        } catch let failure as CommandFailure {
-            throw fail(failure)
+        } catch let error as StateStoreError {
+            created.removeIfUnchanged()
+            throw CommandFailure("cannot record the run in \(target)'s state database: \(error)", status: ExitStatus.failure)
+        } catch let error as ArchiveError {
+            if case .mergeInterrupted = error {} else { created.removeIfUnchanged() }
+            throw failure(error, target: target)
+        }
+        if json {
+            try writeJSON(result)
+        } else if !quiet {
+            let (restored, kept, skipped) = dryRun ? ("dry run: would restore", "would keep", "would skip") : ("restored", "kept", "skipped")
+            printLine("\(restored) \(result.blobs) blobs (\(result.blobBytes.formattedBytes)), \(result.links) links, \(result.otherFiles) other files into \(target)")
+            for conflict in result.conflicts { printLine("\(kept): \(conflict.escapedForTerminal)") }
+            for member in result.skipped { printLine("\(skipped): \(member)") }
+        }
+        if !result.conflicts.isEmpty || result.skipped.contains(where: { $0.hasPrefix("blob ") }) {
+            throw CommandFailure("\(dryRun ? "a restore would end" : "restored") with \(result.conflicts.count) conflict(s) and \(result.skipped.count) skipped member(s)", status: ExitStatus.partialFailure)
         }
     }
 
