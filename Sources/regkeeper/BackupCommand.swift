@@ -79,20 +79,7 @@ struct BackupCommand: AsyncParsableCommand {
         backup.jobs = output.jobs
         backup.reporter = output.reporter
         guard let outputFile, !dryRun else { return try await showPlan(backup) }
-        let result: BackupResult
-        let started = Date()
-        do {
-            result = try await backup.run(output: outputFile)
-        } catch let error as ArchiveError {
-            throw CommandFailure(error.description, status: ExitStatus.failure)
-        }
-        if let metricsFile {
-            do {
-                try MetricsFile.backup(result, started: started, ended: Date()).write(to: metricsFile)
-            } catch {
-                throw CommandFailure("\(error)", status: ExitStatus.failure)
-            }
-        }
+        let result = try await BackUpStore(backup: backup, metricsFile: metricsFile).run(output: outputFile)
         if output.json {
             try writeJSON(result)
         } else if !output.quiet {
@@ -187,16 +174,9 @@ struct BackupListCommand: AsyncParsableCommand {
     @ParentCommand var backup: BackupCommand
 
     func run() async throws {
-        let entries: [CatalogEntry]
-        let unreadable: [UnreadableArchive]
-        do {
-            let catalog = try BackupCatalog.openExisting(directory: try backup.catalogDirectory())
-            entries = try await catalog.archives()
-            unreadable = try await catalog.unreadableArchives()
-        } catch let error as ArchiveError {
-            throw CommandFailure(error.description, status: ExitStatus.failure)
-        }
-        if backup.output.json { return try writeJSON(CatalogListing(archives: entries, unreadable: unreadable)) }
+        let listing = try await ListBackups(catalogDirectory: try backup.catalogDirectory()).run()
+        let (entries, unreadable) = (listing.archives, listing.unreadable)
+        if backup.output.json { return try writeJSON(listing) }
         if entries.isEmpty { printLine("no archives recorded") }
         for file in unreadable { printLine("UNREADABLE \(file.description.escapedForTerminal)") }
         let formatter = ISO8601DateFormatter()
@@ -208,11 +188,6 @@ struct BackupListCommand: AsyncParsableCommand {
 }
 
 /// `backup list --json`: the archives, and the files the last reindex could not read.
-struct CatalogListing: Encodable {
-    var archives: [CatalogEntry]
-    var unreadable: [UnreadableArchive]
-}
-
 struct BackupReindexCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reindex",

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Operations
 import StateDatabase
 
 struct HistoryCommand: AsyncParsableCommand {
@@ -29,12 +30,9 @@ struct HistoryListCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        guard let state = try openHistory(store) else {
-            if json { try writeJSON([RunSummary]()) } else { printLine("no runs recorded yet") }
-            return
-        }
-        let runs = try await readHistory { try await state.runs(limit: limit) }
+        let runs = try await ReadHistory(location: try store.stateLocation()).runs(limit: limit)
         if json { return try writeJSON(runs) }
+        if runs.isEmpty { printLine("no runs recorded yet") }
         for run in runs { printLine(describe(run)) }
     }
 }
@@ -51,11 +49,9 @@ struct HistoryShowCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        guard let state = try openHistory(store) else {
+        guard let detail = try await ReadHistory(location: try store.stateLocation()).run(RunID(rawValue: run)) else {
             throw CommandFailure("no run \(run): no runs recorded yet", status: ExitStatus.failure)
         }
-        let id = RunID(rawValue: run)
-        let detail = try await readHistory { try await state.run(id) }
         if json { return try writeJSON(detail) }
         printLine(describe(detail.summary))
         printLine("  command: \(detail.summary.arguments)")
@@ -66,25 +62,6 @@ struct HistoryShowCommand: AsyncParsableCommand {
             let bytes = deletion.bytes > 0 ? " \(deletion.bytes.formattedBytes)" : ""
             printLine("  \(deletion.kind) \(subject)\(bytes): \(deletion.reason)")
         }
-    }
-}
-
-/// The state database, or nil when none was ever written: listing history must not create one.
-private func openHistory(_ store: StoreOptions) throws -> StateStore? {
-    let url = URL(fileURLWithPath: try store.stateLocation().stateDatabasePath)
-    guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-    do {
-        return try StateStore.open(at: url)
-    } catch {
-        throw CommandFailure("\(error)", status: ExitStatus.failure)
-    }
-}
-
-private func readHistory<T>(_ body: () async throws -> T) async throws -> T {
-    do {
-        return try await body()
-    } catch {
-        throw CommandFailure("\(error)", status: ExitStatus.failure)
     }
 }
 

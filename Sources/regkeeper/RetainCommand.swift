@@ -83,18 +83,9 @@ struct RetainCommand: AsyncParsableCommand {
 
         let plan: RetentionPlan
         if let loadedPolicy {
-            let collected: CandidateCollector.Collected
-            do {
-                collected = try await timings.phase("scan") {
-                    try await CandidateCollector(storage: storage, jobs: output.jobs, reporter: timings).collect(for: loadedPolicy)
-                }.0
-            } catch let error as RetentionError {
-                throw CommandFailure(error.description, status: ExitStatus.refused)
-            }
-            if !output.quiet, !output.json { for finding in collected.findings { printLine("warning: \(finding)") } }
-            plan = RetentionPlanner.plan(
-                policy: loadedPolicy, repositories: collected.repositories, ungoverned: collected.ungoverned,
-                store: location.root, now: Date())
+            let findings: [StoreFinding]
+            (plan, findings) = try await PlanRetention(storage: storage, location: location, jobs: output.jobs, reporter: timings).run(loadedPolicy)
+            if !output.quiet, !output.json { for finding in findings { printLine("warning: \(finding)") } }
         } else {
             plan = try loadPlan(applyPlan!, root: location.root)
         }
