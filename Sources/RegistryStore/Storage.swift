@@ -20,6 +20,8 @@ public enum StorageError: Error, Hashable, Sendable, CustomStringConvertible {
     case system(operation: String, path: StorePath, errno: Errno)
     case rootUnavailable(path: String, errno: Errno)
     case alreadyExists(StorePath)
+    /// An object store's request failed; `reason` names the bucket, key, status and S3's message.
+    case objectStore(path: StorePath, reason: String)
 
     public var description: String {
         switch self {
@@ -29,6 +31,7 @@ public enum StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case .system(let operation, let path, let errno): "\(path): \(operation) failed: \(errno)"
         case .rootUnavailable(let path, let errno): "cannot open store root \(path): \(errno)"
         case .alreadyExists(let path): "\(path) already exists"
+        case .objectStore(_, let reason): reason
         }
     }
 
@@ -116,6 +119,21 @@ public protocol StoreStorage: Sendable {
     /// Removes a directory only if it is empty; returns whether it did.
     @discardableResult
     func removeIfEmpty(_ path: StorePath) throws(StorageError) -> Bool
+    /// Every file and symlink below `directory`, at any depth, with its status, unsorted;
+    /// `.notFound` when the directory is absent. An object store answers this with one paged
+    /// listing (a request per 1,000 keys) instead of a request per directory.
+    func listRecursively(_ directory: StorePath) throws(StorageError) -> [StoreFile]
+}
+
+/// A file found by `listRecursively`.
+public struct StoreFile: Sendable, Hashable {
+    public var path: StorePath
+    public var status: FileStatus
+
+    public init(path: StorePath, status: FileStatus) {
+        self.path = path
+        self.status = status
+    }
 }
 
 public struct ProbedEntry: Sendable, Hashable {
@@ -157,8 +175,25 @@ extension StoreStorage {
         }
     }
 
+    /// Drivers with directories walk them, one listing per directory.
+    public func listRecursively(_ directory: StorePath) throws(StorageError) -> [StoreFile] {
+        var files: [StoreFile] = []
+        var pending = [directory]
+        while let next = pending.popLast() {
+            for entry in try list(next) {
+                guard let child = next.appending(entry.name) else { continue }
+                if entry.kind == .directory {
+                    pending.append(child)
+                } else if let status = try status(child) {
+                    files.append(StoreFile(path: child, status: status))
+                }
+            }
+        }
+        return files
+    }
+
     /// Refuses changes outside the registry tree: the last guard of "never delete anything else".
-    func checkWritable(_ path: StorePath) throws(StorageError) {
+    public func checkWritable(_ path: StorePath) throws(StorageError) {
         guard path.hasPrefix(Layout.registryRoot), path != Layout.registryRoot else {
             throw .outsideRegistryTree(path)
         }
