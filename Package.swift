@@ -36,6 +36,7 @@ let package = Package(
         .target(name: "Operations", dependencies: ["Archive", "GarbageCollection", "Integrity", "RegistryHarness", "Reporting", "Retention", "StateDatabase"]),
         .executableTarget(name: "regkeeper", dependencies: [
             "Archive",
+            "S3Store",
             "GarbageCollection",
             "Integrity",
             "Operations",
@@ -69,6 +70,7 @@ let package = Package(
         .testTarget(name: "IntegrityIntegrationTests", dependencies: ["Integrity", "RegistryHarness"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "StoreTestSupport", "RegistryHarness", "TarFormat", "Zstd"]),
         .testTarget(name: "ArchiveIntegrationTests", dependencies: ["Archive", "regkeeper", "RegistryHarness", "StoreTestSupport"]),
+        .testTarget(name: "S3IntegrationTests", dependencies: ["regkeeper", "RegistryHarness", "S3Store"]),
         .testTarget(name: "GarbageCollectionTests", dependencies: ["GarbageCollection", "StoreTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -138,8 +138,6 @@ final class CurlHandle: @unchecked Sendable {
         for header in request.headers {
             headerList = curl_slist_append(headerList, "\(header.name): \(header.value)")
         }
-        // Not "Expect:" to drop libcurl's 100-continue: libcurl would sign that empty header
-        // without sending it, and every upload would fail SignatureDoesNotMatch.
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         let code = errorBuffer.withUnsafeMutableBufferPointer { errorPointer -> CURLcode in
             regkeeper_curl_set_string(handle, CURLOPT_URL, request.url)
@@ -154,6 +152,10 @@ final class CurlHandle: @unchecked Sendable {
             regkeeper_curl_set_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1)
             regkeeper_curl_set_long(handle, CURLOPT_LOW_SPEED_TIME, timeout.lowSpeedSeconds)
             regkeeper_curl_set_long(handle, CURLOPT_TCP_NODELAY, 1)
+            // libcurl sends "Expect: 100-continue" with every upload and waits up to 1 s for an
+            // answer RGW does not give; the body goes at once instead (the header cannot be
+            // removed: libcurl would sign it empty and not send it).
+            regkeeper_curl_set_long(handle, CURLOPT_EXPECT_100_TIMEOUT_MS, 0)
             regkeeper_curl_set_pointer(handle, CURLOPT_ERRORBUFFER, errorPointer.baseAddress)
             regkeeper_curl_set_callback(handle, CURLOPT_HEADERFUNCTION, receiveHeader)
             regkeeper_curl_set_pointer(handle, CURLOPT_HEADERDATA, context)

@@ -115,11 +115,16 @@ public final class S3Client: Sendable {
         _ = try send("DeleteObject", key: key, method: "DELETE", path: objectPath(key))
     }
 
-    /// Server-side copy within the bucket, keeping the source's metadata (its mtime).
-    public func copyObject(from source: String, to destination: String) throws(S3Error) {
+    /// Server-side copy within the bucket. S3 gives the copy a new LastModified; `modified`
+    /// (the source's time) is recorded as its `x-amz-meta-mtime`, so a move keeps the age that
+    /// gc's grace period and re-read go by, as a rename keeps an mtime.
+    public func copyObject(from source: String, to destination: String, modified: Date) throws(S3Error) {
         let response = try send(
             "CopyObject", key: destination, method: "PUT", path: objectPath(destination),
-            headers: [("x-amz-copy-source", "/\(endpoint.bucket)/\(Self.encodePath(source))"), ("x-amz-metadata-directive", "COPY")])
+            headers: [
+                ("x-amz-copy-source", "/\(endpoint.bucket)/\(Self.encodePath(source))"), ("x-amz-metadata-directive", "REPLACE"),
+                ("x-amz-meta-mtime", Self.mtimeText(modified)),
+            ])
         // S3 may answer 200 and still fail the copy, with an <Error> body.
         if let document = S3XMLDocument.parse(response.body, recordNames: []), document.rootName == "Error" {
             throw .http(

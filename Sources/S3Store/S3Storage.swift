@@ -195,17 +195,25 @@ public final class S3Storage: StoreStorage {
     public func remove(_ path: StorePath) throws(StorageError) -> Bool {
         try checkWritable(path)
         let keys = try keys(of: path, in: rootPrefix)
-        // A registry upload's data is an open multipart upload, not a key: removing the
-        // upload's directory aborts it too.
-        let uploads: [S3MultipartUpload]
-        do throws(S3Error) {
-            uploads = path.components.contains("_uploads") ? try client.listMultipartUploads(prefix: directoryPrefix(path)) : []
+        do {
             try client.deleteObjects(keys)
-            try forEachConcurrently(uploads) { upload throws(S3Error) in try client.abortMultipartUpload(upload) }
         } catch {
             throw failure(error, path)
         }
-        return !keys.isEmpty || !uploads.isEmpty
+        return try abortUploads(under: path) || !keys.isEmpty
+    }
+
+    /// A registry upload's data is an open multipart upload, not a key: removing or detaching
+    /// an upload's directory aborts it (an upload is never put back). Returns whether there was one.
+    private func abortUploads(under path: StorePath) throws(StorageError) -> Bool {
+        guard path.components.contains(Layout.uploadsDirectoryName) else { return false }
+        do {
+            let uploads = try client.listMultipartUploads(prefix: directoryPrefix(path))
+            try forEachConcurrently(uploads) { upload throws(S3Error) in try client.abortMultipartUpload(upload) }
+            return !uploads.isEmpty
+        } catch {
+            throw failure(error, path)
+        }
     }
 
     @discardableResult
@@ -230,16 +238,21 @@ public final class S3Storage: StoreStorage {
 
     public func detach(_ path: StorePath, into directory: String) throws(StorageError) {
         try checkWritable(path)
-        try move(keysOf: path, from: rootPrefix, to: areaPrefix(directory), at: path)
+        let aborted = try abortUploads(under: path)
+        do {
+            try move(keysOf: path, from: rootPrefix, to: areaPrefix(directory), at: path)
+        } catch .notFound where aborted {
+            return
+        }
     }
 
     public func reattach(_ path: StorePath, from directory: String) throws(StorageError) {
         try checkWritable(path)
         let detachedKey = areaPrefix(directory) + path.description
         do {
-            guard try client.headObject(detachedKey) != nil else { throw StorageError.notFound(path) }
+            guard let detached = try client.headObject(detachedKey) else { throw StorageError.notFound(path) }
             guard try client.headObject(key(path)) == nil else { throw StorageError.alreadyExists(path) }
-            try client.copyObject(from: detachedKey, to: key(path))
+            try client.copyObject(from: detachedKey, to: key(path), modified: detached.modified)
             try client.deleteObject(detachedKey)
         } catch let error as S3Error {
             throw failure(error, path)
@@ -336,7 +349,13 @@ public final class S3Storage: StoreStorage {
 
     private func copyThenDelete(_ moves: [(from: String, to: String)], path: StorePath) throws(StorageError) {
         do {
-            try forEachConcurrently(moves) { move throws(S3Error) in try client.copyObject(from: move.from, to: move.to) }
+            try forEachConcurrently(moves) { move throws(S3Error) in
+                // The source's time (its recorded mtime, else LastModified) goes with it.
+                guard let source = try client.headObject(move.from) else {
+                    throw .http(operation: "HeadObject", bucket: client.endpoint.bucket, key: move.from, status: 404, code: "NoSuchKey", message: "gone before it could be copied", attempts: 1)
+                }
+                try client.copyObject(from: move.from, to: move.to, modified: source.modified)
+            }
             try client.deleteObjects(moves.map(\.from))
         } catch {
             throw failure(error, path)

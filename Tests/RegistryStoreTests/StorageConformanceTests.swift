@@ -168,6 +168,27 @@ import Testing
         }
     }
 
+    /// gc's re-read tells links written during a run by their time: a detached and
+    /// reattached link must keep its own, or it would look freshly written and pin its blob.
+    @Test func detachAndReattachKeepTheModificationTime() async throws {
+        for (name, storage) in try await StorageConformanceTests.drivers() {
+            let parent = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-area-\(UUID())").path
+            defer { try? FileManager.default.removeItem(atPath: parent) }
+            let link = StorePath(relative: "docker/registry/v2/repositories/app/_layers/sha256/ab/link")!
+            let old = Date(timeIntervalSince1970: 1_600_000_000)
+            try storage.writeAtomically(link, Data("sha256:ab".utf8), modified: old)
+            try storage.detach(link.parent!, into: parent + "/run")
+            #expect(try storage.detachedArea(parent + "/run").status(link)?.modified == old, "\(name): in the area")
+            try storage.reattach(link, from: parent + "/run")
+            #expect(try storage.status(link)?.modified == old, "\(name): back in the store")
+            #expect(throws: StorageError.alreadyExists(link), "\(name)") {
+                try storage.detach(link.parent!, into: parent + "/run2")
+                try storage.writeAtomically(link, Data("again".utf8), modified: nil)
+                try storage.reattach(link, from: parent + "/run2")
+            }
+        }
+    }
+
     /// Linux answers EPERM both for a directory and for an immutable file; only the first is
     /// worth descending into, and the second must be reported as what it is.
     @Test func anImmutableFileIsReportedAsNotPermitted() throws {

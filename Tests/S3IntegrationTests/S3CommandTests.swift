@@ -1,0 +1,132 @@
+import Foundation
+import RegistryHarness
+import S3Store
+import Testing
+
+/// The built `regkeeper` binary on a bucket that docker-registry 2.8 wrote through its own
+/// `s3` driver on a real Ceph RGW; every kept tag is pulled back with skopeo afterwards.
+@Suite struct S3CommandTests {
+    struct Run {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func regkeeper(_ arguments: [String]) async throws -> Run {
+        let output = try await ProcessRunner.run(productsDirectory.appendingPathComponent("regkeeper").path, arguments, timeout: 300, allowFailure: true)
+        return Run(status: output.status, stdout: output.stdoutText, stderr: output.stderrText)
+    }
+
+    /// Where SwiftPM put the executables: beside the test bundle.
+    static var productsDirectory: URL {
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("regkeeper").path), url.path != "/" {
+            url.deleteLastPathComponent()
+        }
+        return url
+    }
+
+    static func blobKey(_ digest: String, root: String) -> String {
+        let hex = digest.dropFirst("sha256:".count)
+        return "\(root)docker/registry/v2/blobs/sha256/\(hex.prefix(2))/\(hex)/data"
+    }
+
+    /// Plain gc sweeps what a deleted manifest left; `--delete-untagged` sweeps an image whose
+    /// tag moved on and aborts an abandoned upload (an open multipart upload on S3); what stays
+    /// pulls, and the bucket holds exactly the expected blobs.
+    @Test func gcOnABucketWrittenByTheRegistry() async throws {
+        let bucket = try await CephCluster.shared().makeBucket("gc")
+        let registry = try await S3RegistryServer.start(endpoint: bucket, rootDirectory: "/registry")
+        let client = S3Client(endpoint: bucket)
+        var builder = ImageBuilder(client: RegistryClient(baseURL: registry.baseURL), seed: 15)
+        let v1 = try await builder.pushImage(repository: "app", tag: "v1")
+        let v2 = try await builder.pushImage(repository: "app", tag: "v2", sharedLayers: [v1.layers[0]])
+        let replaced = try await builder.pushImage(repository: "app", tag: "moving")
+        let current = try await builder.pushImage(repository: "app", tag: "moving")
+        let deleted = try await builder.pushImage(repository: "tools/gone", tag: "v1")
+        try await builder.delete(deleted)
+        try await RegistryClient(baseURL: registry.baseURL).startAbandonedUpload(repository: "app", bytes: Data(repeating: 1, count: 1000))
+        #expect(try client.listMultipartUploads(prefix: "registry/").count == 1, "the registry keeps an upload's data as a multipart upload")
+
+        // gc puts back what links written within 2 s of its start name (clock slack), and S3
+        // keeps LastModified to the second: the pushes must be older than that to be swept.
+        try await Task.sleep(for: .seconds(3.5))
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-s3-state-\(UUID())").path
+        let store = ["--config", registry.configPath.path, "--state-dir", state]
+        let dryRun = try await Self.regkeeper(["gc", "--dry-run", "--grace-period", "0", "--json"] + store)
+        #expect(dryRun.status == 0, "\(dryRun.stderr)")
+        let planned = try JSONSerialization.jsonObject(with: Data(dryRun.stdout.utf8)) as? [String: Any]
+        let plannedBlobs = Set((planned?["blobs"] as? [[String: Any]] ?? []).compactMap { $0["digest"] as? String })
+        let goneBlobs = deleted.allBlobDigests.subtracting(v1.allBlobDigests)
+        #expect(plannedBlobs == goneBlobs)
+
+        let plain = try await Self.regkeeper(["gc", "--grace-period", "0", "--settle", "0"] + store)
+        #expect(plain.status == 0, "\(plain.stderr)")
+        for digest in goneBlobs { #expect(try client.headObject(Self.blobKey(digest, root: "registry/")) == nil, "\(digest) swept") }
+        for digest in replaced.allBlobDigests { #expect(try client.headObject(Self.blobKey(digest, root: "registry/")) != nil, "untagged \(digest) kept by plain gc") }
+
+        let untagged = try await Self.regkeeper(["gc", "--delete-untagged", "--grace-period", "0", "--settle", "0", "--upload-max-age", "0s"] + store)
+        #expect(untagged.status == 0, "\(untagged.stderr)")
+        let kept = v1.allBlobDigests.union(v2.allBlobDigests).union(current.allBlobDigests)
+        for digest in replaced.allBlobDigests.subtracting(kept) {
+            #expect(try client.headObject(Self.blobKey(digest, root: "registry/")) == nil, "untagged \(digest) swept")
+        }
+        for digest in kept { #expect(try client.headObject(Self.blobKey(digest, root: "registry/")) != nil, "\(digest) kept") }
+        #expect(try client.listMultipartUploads(prefix: "registry/").isEmpty, "abandoned upload aborted")
+        #expect(try client.listObjects(prefix: "registry/docker/registry/v2/repositories/app/_uploads/").objects.isEmpty)
+        #expect(try client.listObjects(prefix: "registry/_regkeeper/").objects.isEmpty, "no sweep area left behind")
+
+        try await registry.restart()
+        for tag in ["v1", "v2", "moving"] { try await Skopeo.pull(port: registry.port, repository: "app", reference: tag) }
+    }
+
+    /// verify rehashes every blob through S3: clean at first, then a blob overwritten through
+    /// the S3 API with other bytes is found (exit 5); report reads the bucket.
+    @Test func verifyFindsDamageInjectedThroughS3AndReportReadsTheBucket() async throws {
+        let bucket = try await CephCluster.shared().makeBucket("verify")
+        let registry = try await S3RegistryServer.start(endpoint: bucket)
+        var builder = ImageBuilder(client: RegistryClient(baseURL: registry.baseURL), seed: 16)
+        let image = try await builder.pushImage(repository: "app", tag: "v1", layerSize: 300_000)
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-s3-state-\(UUID())").path
+        let store = ["--config", registry.configPath.path, "--state-dir", state]
+
+        let clean = try await Self.regkeeper(["verify"] + store)
+        #expect(clean.status == 0, "\(clean.stdout)\(clean.stderr)")
+
+        let layer = image.layers[1]
+        var damaged = layer.bytes
+        damaged[damaged.count / 2] ^= 0xff
+        try S3Client(endpoint: bucket).putObject(Self.blobKey(layer.digest, root: ""), damaged)
+        let found = try await Self.regkeeper(["verify", "--json"] + store)
+        #expect(found.status == 5, "\(found.stdout)\(found.stderr)")
+        #expect(found.stdout.contains(layer.digest))
+
+        let report = try await Self.regkeeper(["report", "--json"] + store)
+        #expect(report.status == 0, "\(report.stderr)")
+        #expect(report.stdout.contains("\"app\""))
+        _ = registry
+    }
+
+    /// `--root s3://BUCKET/PREFIX` with the endpoint flag and the AWS environment finds the
+    /// same store the config does; missing credentials are named.
+    @Test func theStoreIsFoundFromFlagsAndEnvironment() async throws {
+        let bucket = try await CephCluster.shared().makeBucket("flags")
+        let registry = try await S3RegistryServer.start(endpoint: bucket, rootDirectory: "/prefix")
+        var builder = ImageBuilder(client: RegistryClient(baseURL: registry.baseURL), seed: 17)
+        _ = try await builder.pushImage(repository: "flagged", tag: "v1")
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-s3-state-\(UUID())").path
+        let environment = ["AWS_ACCESS_KEY_ID=\(bucket.accessKey)", "AWS_SECRET_ACCESS_KEY=\(bucket.secretKey)", "AWS_REGION=us-east-1"]
+        let binary = Self.productsDirectory.appendingPathComponent("regkeeper").path
+        let output = try await ProcessRunner.run(
+            "env", environment + [binary, "report", "--json", "--root", "s3://\(bucket.bucket)/prefix", "--s3-endpoint", bucket.url, "--state-dir", state],
+            timeout: 120, allowFailure: true)
+        #expect(output.status == 0, "\(output.stderrText)")
+        #expect(output.stdoutText.contains("flagged"))
+
+        let missing = try await ProcessRunner.run(
+            "env", ["-u", "AWS_ACCESS_KEY_ID", "-u", "AWS_SECRET_ACCESS_KEY", binary, "report", "--root", "s3://\(bucket.bucket)", "--s3-endpoint", bucket.url, "--state-dir", state],
+            timeout: 60, allowFailure: true)
+        #expect(missing.status == 1)
+        #expect(missing.stderrText.contains("AWS_ACCESS_KEY_ID"))
+    }
+}
