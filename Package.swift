@@ -49,6 +49,8 @@ let package = Package(
         .executableTarget(name: "regkeeper-bench", dependencies: [
             "Archive",
             "Integrity",
+            "RegistryHarness",
+            "S3Store",
             "Retention",
             "StoreTestSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

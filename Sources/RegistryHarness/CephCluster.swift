@@ -84,6 +84,7 @@ public final class CephCluster: Sendable {
         for tool in ["ceph-mon", "ceph-osd", "radosgw", "ceph", "ceph-authtool", "monmaptool", "radosgw-admin"] {
             guard ProcessRunner.resolve(tool).hasPrefix("/") else { throw CephClusterError.notInstalled(tool: tool) }
         }
+        stopClustersOfDeadProcesses()
         let deadline = Date().addingTimeInterval(startBudget)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-ceph-\(UUID().uuidString)")
         var daemons: [RunningProcess] = []
@@ -100,6 +101,8 @@ public final class CephCluster: Sendable {
 
     private static func bringUp(in directory: URL, deadline: Date, daemons: inout [RunningProcess]) async throws -> CephCluster {
         let path = directory.path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try Data(String(getpid()).utf8).write(to: directory.appendingPathComponent(ownerFileName))
         for sub in ["mon/ceph-a", "osd/ceph-0", "rgw", "run", "log", "crash"] {
             try FileManager.default.createDirectory(atPath: "\(path)/\(sub)", withIntermediateDirectories: true)
         }
@@ -124,6 +127,8 @@ public final class CephCluster: Sendable {
         func daemon(_ name: String, _ tool: String, _ arguments: [String]) throws -> RunningProcess {
             let running = try RunningProcess(tool, arguments + ["-f"], timeout: nil)
             daemons.append(running)
+            let pids = daemons.map { String($0.processIdentifier) }.joined(separator: "\n")
+            try Data(pids.utf8).write(to: directory.appendingPathComponent(daemonsFileName))
             return running
         }
         let keyring = "\(path)/keyring"
@@ -187,6 +192,32 @@ public final class CephCluster: Sendable {
             let text = (try? String(contentsOfFile: "\(directory)/log/\(name)", encoding: .utf8)) ?? ""
             return "== \(name)\n" + text.split(separator: "\n").suffix(8).joined(separator: "\n")
         }.joined(separator: "\n")
+    }
+
+    private static let ownerFileName = "owner.pid"
+    /// The daemons' pids, one a line (radosgw in the foreground writes no pid file).
+    private static let daemonsFileName = "daemons.pid"
+
+    /// A test process killed with SIGKILL runs no exit handler: its daemons live on. The next
+    /// bring-up stops them, by the pids recorded for clusters whose owner is gone, checking that
+    /// each pid is still a Ceph daemon.
+    private static func stopClustersOfDeadProcesses() {
+        let temporary = FileManager.default.temporaryDirectory
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? []
+        for name in names where name.hasPrefix("regkeeper-ceph-") {
+            let directory = temporary.appendingPathComponent(name)
+            guard let owner = (try? String(contentsOf: directory.appendingPathComponent(ownerFileName), encoding: .utf8)).flatMap({ Int32($0) }),
+                  kill(owner, 0) != 0, errno == ESRCH
+            else { continue }
+            let pids = (try? String(contentsOf: directory.appendingPathComponent(daemonsFileName), encoding: .utf8)) ?? ""
+            for pid in pids.split(separator: "\n").compactMap({ Int32($0) }) {
+                guard let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe"),
+                    ["ceph-mon", "ceph-osd", "radosgw"].contains(URL(fileURLWithPath: executable).lastPathComponent)
+                else { continue }
+                kill(pid, SIGKILL)
+            }
+            try? FileManager.default.removeItem(at: directory)
+        }
     }
 
     /// Daemons must not outlive the test process that started them.

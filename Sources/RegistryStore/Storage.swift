@@ -88,6 +88,10 @@ public protocol StoreStorage: Sendable {
     /// Entries of a directory and, for each child directory, the status of its file `probe`
     /// (nil when absent): one pass over `revisions/` tells live links from deleted manifests.
     func list(_ directory: StorePath, probing probe: String) throws(StorageError) -> [ProbedEntry]
+    /// Like `list(_:probing:)`, but only the children `select` picks are probed (the others'
+    /// probe is nil): a blob shard's unmarked blobs, where marked ones must cost no more than
+    /// their directory entry on a filesystem, and a flat listing already answers for all on S3.
+    func list(_ directory: StorePath, probing probe: String, where select: (String) -> Bool) throws(StorageError) -> [ProbedEntry]
     /// Streams a file's content through `body` in chunks of about `chunkSize` bytes.
     func readChunks(_ path: StorePath, chunkSize: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
     /// Opens a file for reads into the caller's buffer, so an archive writer can fill its own
@@ -165,6 +169,20 @@ extension StoreStorage {
     public func list(_ directory: StorePath, probing probe: String) throws(StorageError) -> [ProbedEntry] {
         try list(directory).map { entry in
             guard entry.kind == .directory, let file = directory.appending(entry.name)?.appending(probe) else {
+                return ProbedEntry(entry: entry, probe: nil)
+            }
+            do throws(StorageError) {
+                return ProbedEntry(entry: entry, probe: try status(file))
+            } catch {
+                return ProbedEntry(entry: entry, probe: nil, probeFailure: error)
+            }
+        }
+    }
+
+    /// Drivers without a cheaper way stat each selected child's file in turn.
+    public func list(_ directory: StorePath, probing probe: String, where select: (String) -> Bool) throws(StorageError) -> [ProbedEntry] {
+        try list(directory).map { entry in
+            guard entry.kind == .directory, select(entry.name), let file = directory.appending(entry.name)?.appending(probe) else {
                 return ProbedEntry(entry: entry, probe: nil)
             }
             do throws(StorageError) {

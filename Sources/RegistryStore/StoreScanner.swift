@@ -188,17 +188,23 @@ public struct StoreScanner: Sendable {
     public func readLink(_ path: StorePath, recovering fallback: Digest?, _ findings: inout [StoreFinding]) -> Link? {
         let status: FileStatus
         let data: Data
-        do {
-            guard let found = try storage.status(path) else { return nil }
-            guard found.kind == .file else {
-                findings.append(found.kind == .symlink ? .symlink(path: path) : .stray(path: path, reason: "link is not a file"))
-                return fallback.map { Link(target: $0, modified: found.modified, recovered: true) }
+        // A plain file is read with its status in one go (one GET on S3 instead of a HEAD and
+        // a GET); anything else (absent, a link, unreadable) is told apart after a stat.
+        if let (bytes, found) = try? storage.readWithStatus(path, limit: Self.linkSizeLimit) {
+            (data, status) = (bytes, found)
+        } else {
+            do {
+                guard let found = try storage.status(path) else { return nil }
+                guard found.kind == .file else {
+                    findings.append(found.kind == .symlink ? .symlink(path: path) : .stray(path: path, reason: "link is not a file"))
+                    return fallback.map { Link(target: $0, modified: found.modified, recovered: true) }
+                }
+                status = found
+                data = try storage.read(path, limit: Self.linkSizeLimit)
+            } catch {
+                findings.append(finding(reading: path, error))
+                return fallback.map { Link(target: $0, modified: .distantFuture, recovered: true) }
             }
-            status = found
-            data = try storage.read(path, limit: Self.linkSizeLimit)
-        } catch {
-            findings.append(finding(reading: path, error))
-            return fallback.map { Link(target: $0, modified: .distantFuture, recovered: true) }
         }
         let parsed: Digest? = data.withUnsafeBytes { Digest(utf8: $0.bindMemory(to: UInt8.self)) }
         if let parsed { return Link(target: parsed, modified: status.modified) }
@@ -316,7 +322,9 @@ public struct StoreScanner: Sendable {
             var blobs: [(Digest, FileStatus?, hasData: Bool)] = []
             var findings: [StoreFinding] = []
             var listed = 0
-            for entry in try storage.list(shard) {
+            let unmarked = { (name: String) in Digest(algorithm: algorithm, hex: name).map { !marked.contains($0) } ?? false }
+            for probed in try storage.list(shard, probing: "data", where: unmarked) {
+                let entry = probed.entry
                 guard let path = shard.appending(entry.name) else { continue }
                 guard entry.kind == .directory, entry.name.hasPrefix(shard.lastComponent!),
                       let digest = Digest(algorithm: algorithm, hex: entry.name) else {
@@ -325,7 +333,8 @@ public struct StoreScanner: Sendable {
                 }
                 listed += 1
                 guard !marked.contains(digest) else { continue }
-                if let data = try storage.status(Layout.blobData(digest)) {
+                if let failure = probed.probeFailure { throw failure }
+                if let data = probed.probe {
                     blobs.append((digest, data, true))
                 } else {
                     blobs.append((digest, try storage.status(path), false))

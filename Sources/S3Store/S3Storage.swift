@@ -10,6 +10,11 @@ import Synchronization
 /// no rename either: moves are server-side copies followed by deletes, copying everything
 /// before deleting anything, so no content is ever absent from both places.
 ///
+/// Times: S3 sets LastModified itself, so a write with a time (a restore) and every move
+/// record the file's own time as `x-amz-meta-mtime`, which HEAD and GET report; listings can
+/// only report LastModified, which is never older. Where gc and retention compare ages, a
+/// newer time only keeps more.
+///
 /// Detaching (gc's "out of sight") copies into `<rootdirectory>/_regkeeper/detached/<area>/`
 /// in the same bucket, where the registry never looks, then deletes the originals. A registry
 /// write racing that delete can be lost, but every item gc detaches is content-addressed: a
@@ -149,6 +154,46 @@ public final class S3Storage: StoreStorage {
         }
         guard !files.isEmpty || directory.components.isEmpty else { throw .notFound(directory) }
         return files
+    }
+
+    /// One flat listing of the directory answers for every child's probe (e.g. all
+    /// `revisions/sha256/*/link` of a repository in one request instead of one HEAD each).
+    /// The probe's time is its LastModified, never older than a recorded mtime: wherever gc
+    /// and retention compare ages, a newer time only keeps more.
+    public func list(_ directory: StorePath, probing probe: String) throws(StorageError) -> [ProbedEntry] {
+        let prefix = directoryPrefix(directory)
+        var directories: [String: FileStatus?] = [:]
+        var files: [String] = []
+        do {
+            try client.listAllPages(prefix: prefix) { page in
+                for object in page.objects {
+                    let rest = object.key.dropFirst(prefix.count)
+                    guard let slash = rest.firstIndex(of: "/") else {
+                        if StorePath.isValidComponent(rest) { files.append(String(rest)) }
+                        continue
+                    }
+                    let name = String(rest[..<slash])
+                    guard StorePath.isValidComponent(name) else { continue }
+                    if rest[rest.index(after: slash)...] == probe {
+                        directories[name] = FileStatus(kind: .file, size: object.size, modified: object.lastModified)
+                    } else if directories[name] == nil {
+                        directories[name] = .some(nil)
+                    }
+                }
+            }
+        } catch {
+            throw failure(error, directory)
+        }
+        guard !files.isEmpty || !directories.isEmpty || directory.components.isEmpty else { throw .notFound(directory) }
+        return files.map { ProbedEntry(entry: DirectoryEntry(name: $0, kind: .file), probe: nil) }
+            + directories.map { ProbedEntry(entry: DirectoryEntry(name: $0.key, kind: .directory), probe: $0.value) }
+    }
+
+    /// The flat listing probes every child anyway; the selection only hides the others' probes.
+    public func list(_ directory: StorePath, probing probe: String, where select: (String) -> Bool) throws(StorageError) -> [ProbedEntry] {
+        try list(directory, probing: probe).map { probed in
+            select(probed.entry.name) ? probed : ProbedEntry(entry: probed.entry, probe: nil)
+        }
     }
 
     /// `directory` extended by a key's remainder; nil for a remainder no store path can name

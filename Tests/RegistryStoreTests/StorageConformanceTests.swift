@@ -78,6 +78,24 @@ import Testing
         }
     }
 
+    /// One pass tells live revision links from deleted ones: a child with its probe file, one
+    /// without, and a plain file.
+    @Test func listProbingReportsEachChildsProbe() async throws {
+        for (name, storage) in try await Self.drivers() {
+            let revisions = StorePath(relative: "docker/registry/v2/repositories/app/_manifests/revisions/sha256")!
+            try storage.writeAtomically(revisions.appending("aa")!.appending("link")!, Data("sha256:aa".utf8), modified: nil)
+            try storage.writeAtomically(revisions.appending("bb")!.appending("other")!, Data("x".utf8), modified: nil)
+            try storage.writeAtomically(revisions.appending("stray")!, Data("x".utf8), modified: nil)
+            let probed = try storage.list(revisions, probing: "link").sorted { $0.entry.name < $1.entry.name }
+            #expect(probed.map(\.entry) == [
+                DirectoryEntry(name: "aa", kind: .directory), DirectoryEntry(name: "bb", kind: .directory), DirectoryEntry(name: "stray", kind: .file),
+            ], "\(name)")
+            #expect(probed.map { $0.probe?.size } == [9, nil, nil], "\(name)")
+            #expect(probed.allSatisfy { $0.probeFailure == nil }, "\(name)")
+            #expect(throws: StorageError.notFound(revisions.appending("none")!), "\(name)") { try storage.list(revisions.appending("none")!, probing: "link") }
+        }
+    }
+
     @Test func pathsCannotEscape() {
         #expect(StorePath(relative: "../x") == nil)
         #expect(StorePath(relative: "a/../../x") == nil)
