@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "ZstdTests", dependencies: ["Zstd", "RegistryHarness"]),
         .testTarget(name: "TarFormatTests", dependencies: ["TarFormat", "Zstd", "RegistryHarness"]),
         .testTarget(name: "RegistryModelTests", dependencies: ["RegistryModel"]),
-        .testTarget(name: "RegistryStoreTests", dependencies: ["RegistryStore", "RegistryHarness", "S3Store", "StoreTestSupport"]),
+        .testTarget(name: "RegistryStoreTests", dependencies: ["RegistryModel", "RegistryStore", "RegistryHarness", "S3Store", "StoreTestSupport"]),
         .testTarget(name: "RetentionTests", dependencies: ["Retention", "StateDatabase", "StoreTestSupport"]),
         .testTarget(name: "RetentionIntegrationTests", dependencies: ["Retention", "GarbageCollection", "RegistryHarness", "StoreTestSupport"]),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "StoreTestSupport"]),
@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "IntegrityIntegrationTests", dependencies: ["Integrity", "RegistryHarness"]),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "StoreTestSupport", "RegistryHarness", "TarFormat", "Zstd"]),
         .testTarget(name: "ArchiveIntegrationTests", dependencies: ["Archive", "regkeeper", "RegistryHarness", "StoreTestSupport"]),
-        .testTarget(name: "S3IntegrationTests", dependencies: ["regkeeper", "RegistryHarness", "S3Store"]),
+        .testTarget(name: "S3IntegrationTests", dependencies: ["regkeeper", "RegistryHarness", "RegistryStore", "S3Store"]),
         .testTarget(name: "GarbageCollectionTests", dependencies: ["GarbageCollection", "StoreTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

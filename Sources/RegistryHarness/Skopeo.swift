@@ -30,8 +30,13 @@ public enum Skopeo {
     /// For assertions that only care whether the pull worked; the reason is lost, so prefer
     /// `pull` where a failure needs explaining.
     public static func pullSucceeds(server: RegistryServer, repository: String, reference: String) async -> Bool {
+        await pullSucceeds(port: server.port, repository: repository, reference: reference)
+    }
+
+    /// `pullSucceeds` from the registry on 127.0.0.1:`port`.
+    public static func pullSucceeds(port: Int, repository: String, reference: String) async -> Bool {
         do {
-            try await pull(server: server, repository: repository, reference: reference)
+            try await pull(port: port, repository: repository, reference: reference)
             return true
         } catch {
             return false

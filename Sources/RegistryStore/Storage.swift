@@ -123,6 +123,10 @@ public protocol StoreStorage: Sendable {
     /// Removes a directory only if it is empty; returns whether it did.
     @discardableResult
     func removeIfEmpty(_ path: StorePath) throws(StorageError) -> Bool
+    /// Whether one recursive listing of a large tree costs less than a listing per directory:
+    /// true for object stores (a request per 1,000 keys), where walkers of `blobs/` then use
+    /// `listRecursively`; false for filesystems, where it would stat every file.
+    var prefersRecursiveListing: Bool { get }
     /// Every file and symlink below `directory`, at any depth, with its status, unsorted;
     /// `.notFound` when the directory is absent. An object store answers this with one paged
     /// listing (a request per 1,000 keys) instead of a request per directory.
@@ -178,6 +182,8 @@ extension StoreStorage {
             }
         }
     }
+
+    public var prefersRecursiveListing: Bool { false }
 
     /// Drivers without a cheaper way stat each selected child's file in turn.
     public func list(_ directory: StorePath, probing probe: String, where select: (String) -> Bool) throws(StorageError) -> [ProbedEntry] {

@@ -139,6 +139,8 @@ public final class S3Storage: StoreStorage {
         if !pending.isEmpty { try pending.withUnsafeBytes(body) }
     }
 
+    public var prefersRecursiveListing: Bool { true }
+
     public func listRecursively(_ directory: StorePath) throws(StorageError) -> [StoreFile] {
         let prefix = directoryPrefix(directory)
         var files: [StoreFile] = []

@@ -1,8 +1,10 @@
 import Crypto
 import Foundation
 import RegistryHarness
+import RegistryModel
 import RegistryStore
 import S3Store
+import StoreTestSupport
 import Testing
 
 /// What only the S3 driver has to get right, on a real Ceph RGW: listings that span pages,
@@ -113,5 +115,39 @@ import Testing
         let storage = S3Storage(client: S3Client(endpoint: try cluster.makeBucket("missing")), rootDirectory: "/")
         let missing = StorePath(relative: "docker/registry/v2/blobs/none/data")!
         #expect(throws: StorageError.notFound(missing)) { try storage.read(missing, limit: 10) }
+    }
+}
+
+/// The scanner takes one recursive listing of `blobs/` on S3 instead of a listing per shard:
+/// it must find what the shard walk finds on the in-memory driver, strays included.
+@Suite struct RecursiveBlobListingTests {
+    @Test func unmarkedBlobsMatchTheShardWalk() async throws {
+        let s3 = try await S3StorageTests.storage("scanner", root: "/root")
+        let memory = InMemoryStorage()
+        var marked: [RegistryModel.Digest] = []
+        for storage in [s3, memory] as [any StoreStorage] {
+            let builder = StoreBuilder(storage: storage)
+            marked = []
+            for index in 0..<40 {
+                let digest = try builder.blob(Data("blob \(index)".utf8), modified: Date(timeIntervalSince1970: 1_600_000_000))
+                if index % 3 == 0 { marked.append(digest) }
+            }
+            try storage.writeAtomically(StorePath(relative: "docker/registry/v2/blobs/sha256/zz/file")!, Data("x".utf8), modified: nil)
+            try storage.writeAtomically(StorePath(relative: "docker/registry/v2/blobs/sha256/ab/notadigest/data")!, Data("x".utf8), modified: nil)
+        }
+        #expect(s3.prefersRecursiveListing && !memory.prefersRecursiveListing)
+        let fromS3 = try await StoreScanner(storage: s3).unmarkedBlobs(DigestSet(marked), jobs: 2)
+        let fromMemory = try await StoreScanner(storage: memory).unmarkedBlobs(DigestSet(marked), jobs: 2)
+        #expect(fromS3.blobs.count == 26)
+        let s3Digests: [RegistryModel.Digest] = fromS3.blobs.map { $0.0 }.sorted()
+        let memoryDigests: [RegistryModel.Digest] = fromMemory.blobs.map { $0.0 }.sorted()
+        #expect(s3Digests == memoryDigests)
+        let sizes: [Int64?] = fromS3.blobs.map { $0.hasData ? $0.1?.size : nil }
+        #expect(Set(sizes) == [6, 7], "data sizes from the listing: 'blob N' and 'blob NN'")
+        #expect(fromS3.present == fromMemory.present)
+        let s3Findings = Set(fromS3.findings.map { "\($0)" })
+        let memoryFindings = Set(fromMemory.findings.map { "\($0)" })
+        #expect(s3Findings == memoryFindings)
+        #expect(s3Findings.count == 2)
     }
 }

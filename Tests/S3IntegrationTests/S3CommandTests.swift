@@ -1,5 +1,6 @@
 import Foundation
 import RegistryHarness
+import RegistryStore
 import S3Store
 import Testing
 
@@ -105,6 +106,29 @@ import Testing
         #expect(report.status == 0, "\(report.stderr)")
         #expect(report.stdout.contains("\"app\""))
         _ = registry
+    }
+
+    /// A gc killed after taking items out of sight leaves them in the bucket's detached area;
+    /// the next command that takes the exclusive lock puts them back before planning anything.
+    @Test func anInterruptedSweepIsPutBackFromTheBucket() async throws {
+        let bucket = try await CephCluster.shared().makeBucket("recover")
+        let registry = try await S3RegistryServer.start(endpoint: bucket, rootDirectory: "/registry")
+        var builder = ImageBuilder(client: RegistryClient(baseURL: registry.baseURL), seed: 18)
+        let image = try await builder.pushImage(repository: "app", tag: "v1")
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-s3-state-\(UUID())").path
+        let storage = S3Storage(client: S3Client(endpoint: bucket), rootDirectory: "/registry")
+        // What a gc killed between detach and put back leaves: a live layer out of sight.
+        let layer = try #require(StorePath(relative: Self.blobKey(image.layers[0].digest, root: "")))
+        try storage.detach(layer.parent!, into: state + "/sweep/run-1-1-1")
+        #expect(try storage.status(layer) == nil)
+        #expect(!(await Skopeo.pullSucceeds(port: registry.port, repository: "app", reference: "v1")))
+
+        let run = try await Self.regkeeper(["gc", "--config", registry.configPath.path, "--state-dir", state])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("put back 1 item(s)"), "\(run.stderr)")
+        #expect(try storage.status(layer)?.size == Int64(image.layers[0].bytes.count))
+        #expect(try storage.client.listObjects(prefix: "registry/_regkeeper/").objects.isEmpty)
+        try await Skopeo.pull(port: registry.port, repository: "app", reference: "v1")
     }
 
     /// `--root s3://BUCKET/PREFIX` with the endpoint flag and the AWS environment finds the
