@@ -30,6 +30,7 @@ demo: deps
 bench: deps
 	$(SWIFT) build -c release
 	.build/release/regkeeper-bench gc
+	.build/release/regkeeper-bench gc --s3
 	.build/release/regkeeper-bench retain
 	.build/release/regkeeper-bench verify
 	.build/release/regkeeper-bench backup --runs 5 --directory $(BACKUP_BENCH_DIR)

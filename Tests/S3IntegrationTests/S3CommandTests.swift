@@ -108,6 +108,46 @@ import Testing
         _ = registry
     }
 
+    /// retain deletes the tags a policy does not keep, in the bucket; `gc --delete-untagged`
+    /// then frees their manifests and blobs; the kept tags pull and the dropped ones are gone from the registry.
+    @Test func retainThenGcOnABucket() async throws {
+        let bucket = try await CephCluster.shared().makeBucket("retain")
+        let registry = try await S3RegistryServer.start(endpoint: bucket)
+        let registryClient = RegistryClient(baseURL: registry.baseURL)
+        var builder = ImageBuilder(client: registryClient, seed: 19)
+        var images: [String: PushedImage] = [:]
+        for tag in ["keep-1", "keep-2", "drop-1", "drop-2"] { images[tag] = try await builder.pushImage(repository: "app", tag: tag) }
+        try await Task.sleep(for: .seconds(3.5))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-s3-retain-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let policy = directory.appendingPathComponent("policy.yaml")
+        try """
+            version: 1
+            rules:
+              - name: app
+                repositories: [app]
+                keep: [{tags: ["keep-*"]}]
+            safety: {maxDeletePercent: 100}
+            """.write(to: policy, atomically: true, encoding: .utf8)
+        let store = ["--config", registry.configPath.path, "--state-dir", directory.appendingPathComponent("state").path]
+
+        let retained = try await Self.regkeeper(["retain", "--policy", policy.path] + store)
+        #expect(retained.status == 0, "\(retained.stdout)\(retained.stderr)")
+        let collected = try await Self.regkeeper(["gc", "--delete-untagged", "--grace-period", "0", "--settle", "0"] + store)
+        #expect(collected.status == 0, "\(collected.stderr)")
+
+        try await registry.restart()
+        #expect(try await registryClient.tags(repository: "app") == ["keep-1", "keep-2"])
+        for tag in ["keep-1", "keep-2"] { try await Skopeo.pull(port: registry.port, repository: "app", reference: tag) }
+        let client = S3Client(endpoint: bucket)
+        for tag in ["drop-1", "drop-2"] {
+            for digest in images[tag]!.layerDigests { #expect(try client.headObject(Self.blobKey(digest, root: "")) == nil, "\(tag) \(digest)") }
+        }
+        for tag in ["keep-1", "keep-2"] {
+            for digest in images[tag]!.allBlobDigests { #expect(try client.headObject(Self.blobKey(digest, root: "")) != nil, "\(tag) \(digest)") }
+        }
+    }
+
     /// A gc killed after taking items out of sight leaves them in the bucket's detached area;
     /// the next command that takes the exclusive lock puts them back before planning anything.
     @Test func anInterruptedSweepIsPutBackFromTheBucket() async throws {
