@@ -24,9 +24,10 @@ public enum S3Error: Error, Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// The key or bucket does not exist (HTTP 404).
+    /// The key does not exist (HTTP 404). A missing bucket is not "not found": a store that
+    /// cannot be reached must never read as an empty one.
     public var isNotFound: Bool {
-        if case .http(_, _, _, 404, _, _, _) = self { return true }
+        if case .http(_, _, _, 404, let code, _, _) = self { return code != "NoSuchBucket" }
         return false
     }
 }
