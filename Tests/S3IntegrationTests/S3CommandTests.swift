@@ -171,6 +171,48 @@ import Testing
         try await Skopeo.pull(port: registry.port, repository: "app", reference: "v1")
     }
 
+    /// gc killed with SIGKILL while its doomed items sit in the bucket's detached area: the
+    /// registry still serves every tag, and the next gc puts the area back, then sweeps.
+    @Test func gcKilledMidSweepLeavesABucketTheRegistryServes() async throws {
+        let bucket = try await CephCluster.shared().makeBucket("kill")
+        let registry = try await S3RegistryServer.start(endpoint: bucket)
+        let registryClient = RegistryClient(baseURL: registry.baseURL)
+        var builder = ImageBuilder(client: registryClient, seed: 20)
+        let image = try await builder.pushImage(repository: "app", tag: "v1")
+        var orphans: [String] = []
+        for index in 0..<20 { orphans.append(try await registryClient.pushBlob(repository: "app", bytes: Data("orphan \(index)".utf8))) }
+        try await Task.sleep(for: .seconds(3.5))
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-s3-kill-\(UUID())").path
+        let store = ["--config", registry.configPath.path, "--state-dir", state]
+        let client = S3Client(endpoint: bucket)
+
+        let gc = Process()
+        gc.executableURL = Self.productsDirectory.appendingPathComponent("regkeeper")
+        gc.arguments = ["gc", "--grace-period", "0", "--settle", "60s", "--quiet"] + store
+        try gc.run()
+        let deadline = Date().addingTimeInterval(60)
+        while try client.listObjects(prefix: "_regkeeper/", maxKeys: 1).objects.isEmpty, Date() < deadline, gc.isRunning {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        // Settling: everything doomed is out of sight; a moment more lets the detach finish.
+        try await Task.sleep(for: .seconds(2))
+        kill(gc.processIdentifier, SIGKILL)
+        gc.waitUntilExit()
+        #expect(gc.terminationReason == .uncaughtSignal)
+        #expect(try !client.listObjects(prefix: "_regkeeper/").objects.isEmpty, "killed with items detached")
+        try await registry.restart()
+        try await Skopeo.pull(port: registry.port, repository: "app", reference: "v1")
+
+        let next = try await Self.regkeeper(["gc", "--grace-period", "0", "--settle", "0"] + store)
+        #expect(next.status == 0, "\(next.stderr)")
+        #expect(next.stderr.contains("interrupted gc run"), "\(next.stderr)")
+        for digest in orphans { #expect(try client.headObject(Self.blobKey(digest, root: "")) == nil, "\(digest) swept by the next run") }
+        for digest in image.allBlobDigests { #expect(try client.headObject(Self.blobKey(digest, root: "")) != nil) }
+        #expect(try client.listObjects(prefix: "_regkeeper/").objects.isEmpty)
+        try await registry.restart()
+        try await Skopeo.pull(port: registry.port, repository: "app", reference: "v1")
+    }
+
     /// `--root s3://BUCKET/PREFIX` with the endpoint flag and the AWS environment finds the
     /// same store the config does; missing credentials are named.
     @Test func theStoreIsFoundFromFlagsAndEnvironment() async throws {
