@@ -213,6 +213,67 @@ import Testing
         try await Skopeo.pull(port: registry.port, repository: "app", reference: "v1")
     }
 
+    /// backup reads a bucket into a local archive; restored onto a directory, the registry on
+    /// the filesystem serves every tag (the way back from S3 to disk).
+    @Test func backupFromABucketRestoresOntoDisk() async throws {
+        let bucket = try await CephCluster.shared().makeBucket("backup")
+        let registry = try await S3RegistryServer.start(endpoint: bucket, rootDirectory: "/registry")
+        var builder = ImageBuilder(client: RegistryClient(baseURL: registry.baseURL), seed: 21)
+        _ = try await builder.pushImage(repository: "app", tag: "v1", layerSize: 200_000)
+        _ = try await builder.pushIndex(repository: "tools/multi", tag: "latest")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-s3-backup-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let archive = directory.appendingPathComponent("full.tar.zst").path
+
+        let backup = try await Self.regkeeper(["backup", "--output", archive, "--config", registry.configPath.path, "--state-dir", directory.appendingPathComponent("state").path])
+        #expect(backup.status == 0, "\(backup.stderr)")
+        let root = directory.appendingPathComponent("restored")
+        let restore = try await Self.regkeeper(["restore", archive, "--root", root.path])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        let onDisk = try await RegistryServer.start(root: root)
+        defer { onDisk.stop() }
+        try await Skopeo.pull(server: onDisk, repository: "app", reference: "v1")
+        try await Skopeo.pull(server: onDisk, repository: "tools/multi", reference: "latest")
+    }
+
+    /// Migration from disk to S3: a backup of a filesystem store restored into an empty bucket
+    /// prefix; the registry's s3 driver serves every tag from it, verify finds it whole, and a
+    /// second restore into the now non-empty prefix is refused.
+    @Test func aFilesystemArchiveMigratesIntoABucket() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-s3-migrate-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let onDisk = try await RegistryServer.start(root: directory.appendingPathComponent("store"))
+        defer { onDisk.stop() }
+        var builder = ImageBuilder(client: RegistryClient(server: onDisk), seed: 22)
+        _ = try await builder.pushImage(repository: "app", tag: "v1", layerSize: 300_000)
+        _ = try await builder.pushIndex(repository: "tools/multi", tag: "latest")
+        let archive = directory.appendingPathComponent("full.tar.zst").path
+        let backup = try await Self.regkeeper(["backup", "--output", archive, "--root", onDisk.root.path])
+        #expect(backup.status == 0, "\(backup.stderr)")
+
+        let bucket = try await CephCluster.shared().makeBucket("migrate")
+        let binary = Self.productsDirectory.appendingPathComponent("regkeeper").path
+        let environment = ["AWS_ACCESS_KEY_ID=\(bucket.accessKey)", "AWS_SECRET_ACCESS_KEY=\(bucket.secretKey)"]
+        let state = directory.appendingPathComponent("state").path
+        let restore = ["restore", archive, "--root", "s3://\(bucket.bucket)/registry", "--s3-endpoint", bucket.url, "--state-dir", state]
+        let restored = try await ProcessRunner.run("env", environment + [binary] + restore, timeout: 120, allowFailure: true)
+        #expect(restored.status == 0, "\(restored.stderrText)")
+        #expect(restored.stdoutText.contains("uploaded"), "\(restored.stdoutText)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: state).allSatisfy { !$0.hasPrefix("restore-staging") }, "staging removed")
+
+        let registry = try await S3RegistryServer.start(endpoint: bucket, rootDirectory: "/registry")
+        try await Skopeo.pull(port: registry.port, repository: "app", reference: "v1")
+        try await Skopeo.pull(port: registry.port, repository: "tools/multi", reference: "latest")
+        let verify = try await Self.regkeeper(["verify", "--config", registry.configPath.path, "--state-dir", state])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+
+        let again = try await ProcessRunner.run("env", environment + [binary] + restore, timeout: 120, allowFailure: true)
+        #expect(again.status == 3, "\(again.stderrText)")
+        #expect(again.stderrText.contains("empty prefix"))
+    }
+
     /// `--root s3://BUCKET/PREFIX` with the endpoint flag and the AWS environment finds the
     /// same store the config does; missing credentials are named.
     @Test func theStoreIsFoundFromFlagsAndEnvironment() async throws {
