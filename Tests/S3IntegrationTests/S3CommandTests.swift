@@ -213,9 +213,9 @@ import Testing
         try await Skopeo.pull(port: registry.port, repository: "app", reference: "v1")
     }
 
-    /// backup reads a bucket into a local archive; restored onto a directory, the registry on
-    /// the filesystem serves every tag (the way back from S3 to disk).
-    @Test func backupFromABucketRestoresOntoDisk() async throws {
+    /// backup reads a bucket into a local archive; restored onto a directory (the way back from
+    /// S3 to disk) and into a new bucket, the registry serves every tag from each.
+    @Test func backupFromABucketRestoresOntoDiskAndIntoANewBucket() async throws {
         let bucket = try await CephCluster.shared().makeBucket("backup")
         let registry = try await S3RegistryServer.start(endpoint: bucket, rootDirectory: "/registry")
         var builder = ImageBuilder(client: RegistryClient(baseURL: registry.baseURL), seed: 21)
@@ -235,6 +235,17 @@ import Testing
         defer { onDisk.stop() }
         try await Skopeo.pull(server: onDisk, repository: "app", reference: "v1")
         try await Skopeo.pull(server: onDisk, repository: "tools/multi", reference: "latest")
+
+        let second = try await CephCluster.shared().makeBucket("backup-copy")
+        let intoBucket = try await ProcessRunner.run("env", [
+            "AWS_ACCESS_KEY_ID=\(second.accessKey)", "AWS_SECRET_ACCESS_KEY=\(second.secretKey)",
+            Self.productsDirectory.appendingPathComponent("regkeeper").path, "restore", archive, "--root", "s3://\(second.bucket)",
+            "--s3-endpoint", second.url, "--state-dir", directory.appendingPathComponent("state-2").path,
+        ], timeout: 120, allowFailure: true)
+        #expect(intoBucket.status == 0, "\(intoBucket.stderrText)")
+        let copy = try await S3RegistryServer.start(endpoint: second)
+        try await Skopeo.pull(port: copy.port, repository: "app", reference: "v1")
+        try await Skopeo.pull(port: copy.port, repository: "tools/multi", reference: "latest")
     }
 
     /// Migration from disk to S3: a backup of a filesystem store restored into an empty bucket
