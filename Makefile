@@ -24,12 +24,12 @@ test: deps
 	$(SWIFT) test
 
 demo: deps
-	$(SWIFT) build -c release --product regkeeper
-	.build/release/regkeeper demo
+	$(SWIFT) build -c release --product regkeeper-demo
+	.build/release/regkeeper-demo
 
 bench: deps
 	$(SWIFT) build -c release
-	.build/release/regkeeper-bench gc
+	.build/release/regkeeper-bench gc --sweep
 	.build/release/regkeeper-bench gc --s3
 	.build/release/regkeeper-bench retain
 	.build/release/regkeeper-bench verify

@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "Archive", dependencies: [
             "RegistryStore", "Zstd", "TarFormat", "StateDatabase", "CSystemShims", .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .target(name: "Operations", dependencies: ["Archive", "GarbageCollection", "Integrity", "RegistryHarness", "Reporting", "Retention", "StateDatabase"]),
+        .target(name: "Operations", dependencies: ["Archive", "GarbageCollection", "Integrity", "Reporting", "Retention", "StateDatabase"]),
         .executableTarget(name: "regkeeper", dependencies: [
             "Archive",
             "S3Store",
@@ -45,6 +45,11 @@ let package = Package(
             "StateDatabase",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        // `make demo`: drives the test harness, so it is an executable apart from `regkeeper`.
+        .executableTarget(name: "regkeeper-demo", dependencies: [
+            "Archive", "GarbageCollection", "Integrity", "Operations", "RegistryHarness", "Reporting", "Retention", "StateDatabase",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "regkeeper-bench", dependencies: [
             "Archive",
@@ -70,7 +75,7 @@ let package = Package(
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "StoreTestSupport"]),
         .testTarget(name: "IntegrityTests", dependencies: ["Integrity", "RegistryHarness", "StoreTestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "IntegrityIntegrationTests", dependencies: ["Integrity", "RegistryHarness"]),
-        .testTarget(name: "ArchiveTests", dependencies: ["Archive", "StoreTestSupport", "RegistryHarness", "TarFormat", "Zstd"]),
+        .testTarget(name: "ArchiveTests", dependencies: ["Archive", "StoreTestSupport", "TarFormat", "Zstd"]),
         .testTarget(name: "ArchiveIntegrationTests", dependencies: ["Archive", "regkeeper", "RegistryHarness", "StoreTestSupport"]),
         .testTarget(name: "S3IntegrationTests", dependencies: ["regkeeper", "RegistryHarness", "RegistryStore", "S3Store"]),
         .testTarget(name: "GarbageCollectionTests", dependencies: ["GarbageCollection", "StoreTestSupport"]),

@@ -30,7 +30,7 @@ public struct BackupPlanner: Sendable {
     /// - Parameter archived: blobs earlier archives of `chain` carry, for an incremental backup.
     public func plan(chain: [ChainLink] = [], archived: [Digest: ArchiveID] = [:], at date: Date = Date()) async throws -> BackupPlan {
         let scanner = StoreScanner(storage: storage)
-        let (names, repositoryFindings) = try scanner.repositories()
+        let (names, repositoryFindings) = scanner.repositories()
         var findings = repositoryFindings.map(BackupFinding.store)
 
         var repositories = try await boundedMap(names, jobs: jobs) { name in Self.readTags(scanner, name) }

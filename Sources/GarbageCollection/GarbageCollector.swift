@@ -87,13 +87,7 @@ public struct GarbageCollector: Sendable {
         plan.incomplete += plan.findings.filter(\.hidesContent)
         plan.findings.removeAll(where: \.hidesContent)
         // What a mark that did not see everything leaves unmarked says nothing: plan no deletions.
-        guard plan.incomplete.isEmpty else {
-            plan.incomplete.sort { $0.path < $1.path }
-            plan.manifests = []
-            plan.links = []
-            plan.uploads = []
-            return plan
-        }
+        guard plan.incomplete.isEmpty else { return plan.refusingToSweep() }
 
         let graceCutoff = markStartedAt.addingTimeInterval(-TimeInterval(options.gracePeriod.seconds))
         var unmarked: Set<Digest> = []
@@ -118,13 +112,7 @@ public struct GarbageCollector: Sendable {
             plan.links += dangling
             plan.incomplete += listingFindings
         }
-        guard plan.incomplete.isEmpty else {
-            plan.blobs = []
-            plan.manifests = []
-            plan.links = []
-            plan.uploads = []
-            return plan
-        }
+        guard plan.incomplete.isEmpty else { return plan.refusingToSweep() }
         plan.manifests.sort { ($0.repository, $0.digest) < ($1.repository, $1.digest) }
         plan.links.sort { ($0.repository, $0.kind.rawValue, $0.digest) < ($1.repository, $1.kind.rawValue, $1.digest) }
         plan.uploads.sort { ($0.repository, $0.uuid) < ($1.repository, $1.uuid) }

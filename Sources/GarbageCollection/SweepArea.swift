@@ -53,7 +53,7 @@ public struct SweepArea: Sendable {
     static func putBack(_ files: [StorePath], from run: String, into storage: any StoreStorage) throws(StorageError) -> (Int, Int) {
         var restored = 0
         var superseded = 0
-        for path in files {
+        for path in Layout.blobsFirst(files) {
             do {
                 try storage.reattach(path, from: run)
                 restored += 1

@@ -176,7 +176,8 @@ public struct SweepExecutor: Sendable {
 
             // 3. What links written since the mark began need.
             (fresh, _) = try reporter.phase("re-read") { () throws -> FreshLinks in
-                try recentlyLinked(since: plan.markStartedAt, detachedInto: run)
+                try recentlyLinked(
+                    since: plan.markStartedAt, detachedInto: run, doomedBlobs: Set(plan.blobs.map(\.digest) + plan.links.map(\.digest)))
             }
         }
 
@@ -185,16 +186,10 @@ public struct SweepExecutor: Sendable {
         let kept = detached.filter { !(fresh.everything || $0.item.isNeeded(by: fresh)) }
         var stranded = false
         try reporter.phase("put back") {
-            let wanted = Set(returning.flatMap(\.paths))
-            let files = try storage.detachedFiles(in: run).filter { file in
-                var path: StorePath? = file
-                while let current = path, !current.components.isEmpty {
-                    if wanted.contains(current) { return true }
-                    path = current.parent
-                }
-                return false
-            }
+            guard !returning.isEmpty else { return }
             do {
+                let area = try storage.detachedArea(run)
+                let files = try returning.flatMap(\.paths).flatMap { path throws(StorageError) in try Self.files(under: path, in: area) }
                 _ = try SweepArea.putBack(files, from: run, into: storage)
             } catch {
                 stranded = true
@@ -262,8 +257,9 @@ public struct SweepExecutor: Sendable {
     /// Manifests and blobs that links written since `since` depend on, walked like the mark:
     /// links in the store, and links inside the sweep area that were rewritten after the mark
     /// (a push that wrote into a directory just before it was moved). Manifests are read from
-    /// the store or, when taken out, from the area.
-    private func recentlyLinked(since: Date, detachedInto run: String) throws -> FreshLinks {
+    /// the store or, when taken out, from the area. A `_layers` link matters only when it
+    /// names a blob this run takes out, so only those are stat'ed, not every link of the store.
+    private func recentlyLinked(since: Date, detachedInto run: String, doomedBlobs: Set<Digest>) throws -> FreshLinks {
         let threshold = since.addingTimeInterval(-Self.clockSlack)
         let detached = try storage.detachedArea(run)
         let loaders = [ManifestLoader(storage: storage), ManifestLoader(storage: detached)]
@@ -290,8 +286,10 @@ public struct SweepExecutor: Sendable {
             for (digest, link) in state.layers where link.modified >= threshold { fresh.blobs.formUnion([digest, link.target]) }
             let layers = Layout.layersDirectory(name, .sha256)
             do {
-                for probed in try storage.list(layers, probing: "link") where (probed.probe?.modified ?? .distantFuture) >= threshold {
-                    if let digest = Digest(algorithm: .sha256, hex: probed.entry.name) { fresh.blobs.insert(digest) }
+                for entry in try storage.list(layers) {
+                    guard let digest = Digest(algorithm: .sha256, hex: entry.name), doomedBlobs.contains(digest) else { continue }
+                    let link = try storage.status(Layout.layerLink(name, digest))
+                    if (link?.modified ?? .distantPast) >= threshold { fresh.blobs.insert(digest) }
                 }
             } catch .notFound {
             } catch {
@@ -326,6 +324,18 @@ public struct SweepExecutor: Sendable {
         return fresh
     }
 
+    /// The files at or below `path` in a detached area: what putting one item back moves.
+    private static func files(under path: StorePath, in area: any StoreStorage) throws(StorageError) -> [StorePath] {
+        guard let status = try area.status(path) else { return [] }
+        guard status.kind == .directory else { return [path] }
+        var files: [StorePath] = []
+        for entry in try area.list(path) {
+            guard let child = path.appending(entry.name) else { continue }
+            files += try Self.files(under: child, in: area)
+        }
+        return files
+    }
+
     /// Removes a repository that lost its last file, directories only (rmdir), bottom-up: a push
     /// that creates a file meanwhile makes the rmdir fail and the repository stays.
     private func removeIfHoldsNoFiles(_ directory: StorePath) {
@@ -358,5 +368,13 @@ extension GCPlan {
         manifests = []
         links = []
         uploads = []
+    }
+
+    /// An incomplete mark plans no deletion: what it left unmarked says nothing.
+    func refusingToSweep() -> GCPlan {
+        var plan = self
+        plan.clearDeletions()
+        plan.incomplete.sort { $0.path < $1.path }
+        return plan
     }
 }

@@ -56,7 +56,7 @@ public struct Trash: Sendable {
     /// path exists again (a later push or run re-created it) stays in the trash and is reported.
     public func restore(_ run: Run, into storage: any StoreStorage) throws(StorageError) -> Restoration {
         var restoration = Restoration()
-        for path in try storage.detachedFiles(in: run.path) {
+        for path in Layout.blobsFirst(try storage.detachedFiles(in: run.path)) {
             do {
                 try storage.reattach(path, from: run.path)
                 restoration.restored.append(path.description)

@@ -133,7 +133,7 @@ extension IntegrityFinding {
         case .unreadable(let path, let reason):
             self.init(kind: .unreadable, path: path, digest: nil, message: reason)
         case .symlink(let path):
-            self.init(kind: .unreadable, path: path, digest: nil, message: finding.description)
+            self.init(kind: .unreadable, path: path, digest: nil, message: "symbolic link, not followed; replace it with the directory or file it points to")
         }
     }
 }

@@ -105,13 +105,7 @@ public struct Verifier: Sendable {
         }
 
         let ((repositories, blobs, layoutFindings), _) = try await reporter.phase("scan") { () async throws -> ([RepositoryState], [BlobEntry], [StoreFinding]) in
-            let names: [RepositoryName]
-            var layout: [StoreFinding]
-            do throws(StorageError) {
-                (names, layout) = try scanner.repositories()
-            } catch {
-                throw VerifyError.storeUnreadable(error)
-            }
+            var (names, layout) = scanner.repositories()
             let scanned = try await boundedMap(names, jobs: jobs) { scanner.scanRepository($0) }
             let blobs: [BlobEntry]
             let blobFindings: [StoreFinding]

@@ -1,12 +1,15 @@
 import Foundation
 import GarbageCollection
+import RegistryModel
 import RegistryStore
 import Retention
 import StateDatabase
 
-/// `retain` applying a plan: the tag and manifest deletions, then (when asked) gc to free the
-/// blobs, all recorded as one run. Composed here so that neither library imports the other;
-/// plain gc (every remaining revision is a root) frees exactly what retention unlinked.
+/// `retain` applying a plan: the tag and manifest deletions, recorded as a run, then (when
+/// asked) gc exactly as `regkeeper gc` runs it (`CollectGarbage`: its own recorded run, the
+/// store's trash setting, the sweep that keeps pushes safe) to free the blobs. Composed here so
+/// that neither library imports the other; plain gc (every remaining revision is a root)
+/// frees exactly what retention unlinked.
 public struct ApplyRetention: Sendable {
     public var storage: any StoreStorage
     public var location: StoreLocation
@@ -14,6 +17,8 @@ public struct ApplyRetention: Sendable {
     public var force: Bool
     /// gc options to run after applying, or nil for no gc.
     public var collect: GCOptions?
+    /// Whether that gc trashes what it sweeps, and for how long (the store's settings).
+    public var trash: (enabled: Bool, keepFor: TimeSpan) = (false, TimeSpan(seconds: 72 * 3600))
     /// The command line, for the run history.
     public var arguments: String
     public var metricsFile: String?
@@ -35,12 +40,14 @@ public struct ApplyRetention: Sendable {
         public var run: RunID
         public var result: RetentionResult
         public var gc: GCResult?
+        /// gc's own run in the history.
+        public var gcRun: RunID?
 
         public var failures: [String] { result.failures + (gc?.failures.map(\.description) ?? []) }
     }
 
-    /// Throws `RetentionError.circuitBreaker` (nothing touched) or `GCError.brokenManifests`
-    /// (retention applied, gc refused); the run is recorded either way.
+    /// Throws `RetentionError.circuitBreaker` (nothing touched) or `GCError` (retention
+    /// applied, gc refused); the runs are recorded either way.
     public func run(_ plan: RetentionPlan) async throws -> Outcome {
         let started = Date()
         let state = try StateStore.open(at: URL(fileURLWithPath: location.stateDatabasePath))
@@ -54,18 +61,14 @@ public struct ApplyRetention: Sendable {
             counts = ["tags": Int64(result.tagsDeleted), "manifests": Int64(result.manifestsDeleted)]
             var outcome = Outcome(run: run, result: result, gc: nil)
             if let collect {
-                let plan = try await GarbageCollector(storage: storage, options: collect, reporter: reporter).plan()
-                let swept = try await SweepExecutor(
-                    storage: storage, area: SweepArea(stateDirectory: location.stateDirectory), settle: collect.settle, reporter: reporter
-                ).execute(plan)
-                let records = swept.applied.blobs.map {
-                    DeletionRecord(digest: $0.digest.description, kind: .blob, reason: "gc/\($0.reason)", bytes: $0.bytes,
-                                   path: Layout.blobDirectory($0.digest).description)
-                }
-                try await state.recordDeletions(records, run: run)
-                counts["blobs"] = Int64(records.count)
-                bytes = records.reduce(0) { $0 + $1.bytes }
+                var collection = CollectGarbage(
+                    storage: storage, location: location, options: collect, dryRun: false, arguments: arguments, reporter: reporter)
+                (collection.trash, collection.trashKeepFor) = trash
+                guard case .swept(let swept, let gcRun) = try await collection.run() else { preconditionFailure("not a dry run") }
+                counts["blobs"] = Int64(swept.applied.blobs.count)
+                bytes = swept.applied.bytesFreed
                 outcome.gc = swept
+                outcome.gcRun = gcRun
             }
             let succeeded = result.refused.isEmpty && outcome.failures.isEmpty
             try await state.finishRun(run, outcome: succeeded ? .success : .failure, counts: counts, bytes: bytes)

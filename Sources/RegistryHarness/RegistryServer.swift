@@ -44,8 +44,16 @@ public final class RegistryServer: @unchecked Sendable {
     /// HTTP 500 "manifest schema v1 unsupported".
     public static let schema1Compatibility = "compatibility:\n  schema1:\n    enabled: true\n"
 
-    /// How long `start` and `restart` wait for `GET /v2/` to answer.
-    static let readinessTimeout = 10.0
+    /// How long `start` and `restart` wait for `GET /v2/` to answer once the registry is
+    /// launched. An idle machine needs well under a second; a 2-core machine running a full
+    /// parallel test suite (compilers, skopeo, other registries) has needed more than 10 s.
+    static let readinessTimeout = 60.0
+
+    /// How many registries of this process may be starting (launched and not yet answering)
+    /// at once. Starting is the CPU-heavy part of a registry's life; letting every test start
+    /// its own at the same moment is what made them miss their readiness deadline. The
+    /// deadline starts once a slot is had, so waiting for one costs none of it.
+    public static let startups = AsyncSemaphore(limit: 2)
 
     private init(root: URL, port: Int, configDirectory: URL) {
         self.root = root
@@ -64,7 +72,8 @@ public final class RegistryServer: @unchecked Sendable {
     ///
     /// - Parameters:
     ///   - port: nil picks a free one. A picked port can be taken by someone else before the
-    ///     registry binds it, so that case is retried with a fresh port.
+    ///     registry binds it, so that case is retried with a fresh port, as is a registry that
+    ///     does not answer within `readinessTimeout`.
     ///   - blobDescriptorCache: turns on `storage.cache.blobdescriptor: inmemory`, off by default
     ///     because its stale entries after a gc make "layer already exists" pushes succeed
     ///     against deleted blobs; turn it on to reproduce exactly that.
@@ -91,6 +100,10 @@ public final class RegistryServer: @unchecked Sendable {
                 return server
             } catch let RegistryServerError.exitedDuringStartup(_, _, stderr)
                 where attempts > 0 && stderr.contains("address already in use") {
+                continue
+            } catch RegistryServerError.notReady where attempts > 0 && port == nil {
+                // Seen once at the very start of a full parallel run: a registry alive but never
+                // listening. A fresh one on a fresh port has answered every time.
                 continue
             }
         }
@@ -141,13 +154,15 @@ public final class RegistryServer: @unchecked Sendable {
     }
 
     private func launch() async throws {
-        let running = try RunningProcess("docker-registry", ["serve", configPath.path], timeout: nil)
-        lock.withLock { child = running }
-        do {
-            try await waitUntilReady(running)
-        } catch {
-            stop()
-            throw error
+        try await Self.startups.withSlot {
+            let running = try RunningProcess("docker-registry", ["serve", configPath.path], timeout: nil)
+            lock.withLock { child = running }
+            do {
+                try await waitUntilReady(running)
+            } catch {
+                stop()
+                throw error
+            }
         }
     }
 

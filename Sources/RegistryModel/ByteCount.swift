@@ -6,13 +6,34 @@ public struct ByteCount: Hashable, Sendable, Comparable, CustomStringConvertible
 
     public init(bytes: Int64) { self.bytes = bytes }
 
+    /// Why a text is not an amount, so that a flag's error can say what to write.
+    public enum ParseError: Error, Hashable, Sendable, CustomStringConvertible {
+        case negative
+        case malformed
+        case tooLarge
+
+        public var description: String {
+            switch self {
+            case .negative: "sizes are not negative; write one such as 50GiB or 500MB"
+            case .malformed: "not a size; write one such as 50GiB, 500MB, 2T or 1048576"
+            case .tooLarge: "too large a size"
+            }
+        }
+    }
+
     public init?(_ text: some StringProtocol) {
-        let text = String(text)
+        guard let count = try? Self(parsing: String(text)) else { return nil }
+        self = count
+    }
+
+    /// Parses the text, or tells why it is not an amount.
+    public init(parsing text: String) throws(ParseError) {
+        if text.first == "-", text.dropFirst().first?.isNumber == true { throw .negative }
         let digits = text.prefix { $0.isASCII && $0.isNumber }
-        guard !digits.isEmpty, let number = Int64(digits),
-              let multiplier = Self.multipliers[String(text.dropFirst(digits.count))] else { return nil }
+        guard !digits.isEmpty, let multiplier = Self.multipliers[String(text.dropFirst(digits.count))] else { throw .malformed }
+        guard let number = Int64(digits) else { throw .tooLarge }
         let (product, overflow) = number.multipliedReportingOverflow(by: multiplier)
-        guard !overflow else { return nil }
+        guard !overflow else { throw .tooLarge }
         bytes = product
     }
 

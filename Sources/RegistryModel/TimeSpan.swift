@@ -5,31 +5,55 @@ public struct TimeSpan: Hashable, Sendable, Comparable, CustomStringConvertible 
 
     public init(seconds: Int64) { self.seconds = seconds }
 
+    public static let zero = TimeSpan(seconds: 0)
+
+    /// Why a text is not a span, so that a flag's or a file's error can say what to write.
+    public enum ParseError: Error, Hashable, Sendable, CustomStringConvertible {
+        /// `-1h`: a span counts forward; "keep nothing" is `0`.
+        case negative
+        case malformed
+        case tooLong
+
+        public var description: String {
+            switch self {
+            case .negative: "durations are not negative; write one such as 30m, 1h or 0"
+            case .malformed: "not a duration; write one such as 30s, 15m, 12h, 7d, 4w, 1d12h or 0"
+            case .tooLong: "too long a duration"
+            }
+        }
+    }
+
     /// Parses the text; `0` alone is allowed and means no time.
     public init?(_ text: some StringProtocol) {
-        let text = String(text)
+        guard let span = try? Self(parsing: String(text)) else { return nil }
+        self = span
+    }
+
+    /// Parses the text, or tells why it is not a span.
+    public init(parsing text: String) throws(ParseError) {
         if text == "0" {
             seconds = 0
             return
         }
+        if text.first == "-", text.dropFirst().first?.isNumber == true { throw .negative }
         var total: Int64 = 0
         var number: Int64?
         for character in text {
             if let digit = character.wholeNumberValue, character.isASCII {
                 let (shifted, overflow1) = (number ?? 0).multipliedReportingOverflow(by: 10)
                 let (sum, overflow2) = shifted.addingReportingOverflow(Int64(digit))
-                guard !overflow1, !overflow2 else { return nil }
+                guard !overflow1, !overflow2 else { throw .tooLong }
                 number = sum
                 continue
             }
-            guard let value = number, let unit = Self.unitSeconds[character] else { return nil }
+            guard let value = number, let unit = Self.unitSeconds[character] else { throw .malformed }
             let (product, overflow1) = value.multipliedReportingOverflow(by: unit)
             let (sum, overflow2) = total.addingReportingOverflow(product)
-            guard !overflow1, !overflow2 else { return nil }
+            guard !overflow1, !overflow2 else { throw .tooLong }
             total = sum
             number = nil
         }
-        guard number == nil, !text.isEmpty else { return nil }
+        guard number == nil, !text.isEmpty else { throw .malformed }
         seconds = total
     }
 

@@ -107,6 +107,13 @@ public enum Layout {
         uploadDirectory(name, uuid: uuid)?.appending(trusted: "startedat")
     }
 
+    /// `paths` with blobs first, then everything else in order: what puts detached items back
+    /// follows it, so the registry never serves a link whose blob is not back yet.
+    public static func blobsFirst(_ paths: [StorePath]) -> [StorePath] {
+        let blobs = paths.filter { $0.hasPrefix(blobsRoot) }
+        return blobs.sorted() + paths.filter { !$0.hasPrefix(blobsRoot) }.sorted()
+    }
+
     /// The repository a path under `repositories/` belongs to, if its components name one.
     static func repositoryName(at path: StorePath) -> RepositoryName? {
         guard path.hasPrefix(repositoriesRoot), path.components.count > repositoriesRoot.components.count else { return nil }

@@ -35,7 +35,7 @@ public enum StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// Permission and I/O failures, as opposed to a path that is simply absent.
+    /// A path that is simply absent, as opposed to permission and I/O failures.
     public var isNotFound: Bool {
         if case .notFound = self { return true }
         return false

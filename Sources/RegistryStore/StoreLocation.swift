@@ -37,6 +37,12 @@ public struct StoreLocation: Sendable, Hashable {
         case configWithoutFilesystemRoot(path: String)
         case rootMissing(path: String)
         case stateInsideRegistryTree(String)
+        /// The root has no `docker/registry/v2`: the wrong directory, or a registry never pushed to.
+        case notARegistryStore(root: String)
+        /// A component of `docker/registry/v2` is a symbolic link, which regkeeper never follows.
+        case registryTreeSymlink(path: String)
+        case registryTreeNotADirectory(path: String)
+        case registryTreeUnreadable(path: String, errno: Errno)
 
         public var description: String {
             switch self {
@@ -47,6 +53,11 @@ public struct StoreLocation: Sendable, Hashable {
                 "\(path) has no storage.filesystem.rootdirectory (only the filesystem driver is supported)"
             case .rootMissing(let path): "store root \(path) is not a directory"
             case .stateInsideRegistryTree(let path): "state directory \(path) must not be inside docker/registry/v2"
+            case .notARegistryStore(let root): "not a registry store: \(root) has no docker/registry/v2"
+            case .registryTreeSymlink(let path):
+                "refusing \(path): it is a symbolic link, and regkeeper follows none in a store; give --root the directory that really holds docker/registry/v2"
+            case .registryTreeNotADirectory(let path): "not a registry store: \(path) is not a directory"
+            case .registryTreeUnreadable(let path, let errno): "cannot examine \(path): \(errno)"
             }
         }
     }
@@ -73,6 +84,28 @@ public struct StoreLocation: Sendable, Hashable {
         let location = StoreLocation(root: root, stateDirectory: stateDirectory.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
         if location.stateDirectory.hasPrefix(root + "/docker/registry/v2") { throw .stateInsideRegistryTree(location.stateDirectory) }
         return location
+    }
+
+    /// Refuses a root without a registry tree before anything is locked or read: otherwise a
+    /// mistyped --root gets a `.regkeeper` directory, and gc or verify reports an empty, healthy
+    /// store. `lstat`, not `stat`: a linked tree is refused here by name rather than later by
+    /// every access beneath it.
+    public func checkRegistryTree() throws(Error) {
+        var path = root.hasSuffix("/") ? String(root.dropLast()) : root
+        for component in Layout.registryRoot.components {
+            path += "/" + component
+            var status = stat()
+            guard lstat(path, &status) == 0 else {
+                let failure = Errno.current
+                if failure == .noSuchFile { throw .notARegistryStore(root: root) }
+                throw .registryTreeUnreadable(path: path, errno: failure)
+            }
+            switch status.st_mode & S_IFMT {
+            case S_IFDIR: continue
+            case S_IFLNK: throw .registryTreeSymlink(path: path)
+            default: throw .registryTreeNotADirectory(path: path)
+            }
+        }
     }
 
     static func rootDirectory(fromConfig path: String) throws(Error) -> String {

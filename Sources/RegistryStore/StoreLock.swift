@@ -14,12 +14,16 @@ public final class StoreLock: Sendable {
 
     public enum Error: Swift.Error, Hashable, Sendable, CustomStringConvertible {
         case held(path: String, holder: String)
-        case unavailable(path: String, reason: String)
+        /// The state directory (or a directory above it) could not be created; `errno` says
+        /// why, so that a caller can tell a read-only filesystem or a permission from the rest.
+        case stateDirectoryUnavailable(path: String, errno: Errno)
+        case unavailable(path: String, errno: Errno)
 
         public var description: String {
             switch self {
             case .held(let path, let holder): "the store is locked by another regkeeper run (\(holder)); lock file \(path)"
-            case .unavailable(let path, let reason): "cannot take the lock \(path): \(reason)"
+            case .stateDirectoryUnavailable(let path, let errno): "cannot create state directory \(path): \(errno)"
+            case .unavailable(let path, let errno): "cannot take the lock \(path): \(errno)"
             }
         }
     }
@@ -35,20 +39,20 @@ public final class StoreLock: Sendable {
         // thread's file) and remove the note of another holder in this process.
         let path = stateDirectory + "/lock"
         let note = path + ".\(getpid())"
-        do {
-            try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+        do throws(Errno) {
+            try Self.createDirectory(stateDirectory)
         } catch {
-            throw .unavailable(path: path, reason: "\(error)")
+            throw .stateDirectoryUnavailable(path: stateDirectory, errno: error)
         }
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard descriptor >= 0 else { throw .unavailable(path: path, reason: Errno.current.description) }
+        guard descriptor >= 0 else { throw .unavailable(path: path, errno: .current) }
         let operation = (mode == .exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB
         let deadline = ContinuousClock.now + wait
         while flock(descriptor, operation) != 0 {
             let failure = Errno.current
             guard failure.rawValue == EWOULDBLOCK || failure.rawValue == EINTR else {
                 close(descriptor)
-                throw .unavailable(path: path, reason: failure.description)
+                throw .unavailable(path: path, errno: failure)
             }
             if ContinuousClock.now >= deadline {
                 close(descriptor)
@@ -68,6 +72,23 @@ public final class StoreLock: Sendable {
         unlink(note)
         flock(descriptor, LOCK_UN)
         close(descriptor)
+    }
+
+    /// `mkdir -p` that keeps the errno: FileManager's error prints as a dump of NSError fields.
+    /// An existing directory is fine even on a read-only filesystem (`mkdir` says EEXIST first).
+    private static func createDirectory(_ path: String) throws(Errno) {
+        if mkdir(path, 0o755) == 0 { return }
+        var failure = Errno.current
+        if failure == .noSuchFile {
+            let parent = (path as NSString).deletingLastPathComponent
+            guard !parent.isEmpty, parent != path else { throw failure }
+            try createDirectory(parent)
+            if mkdir(path, 0o755) == 0 { return }
+            failure = Errno.current
+        }
+        guard failure.rawValue == EEXIST else { throw failure }
+        var status = stat()
+        guard stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else { throw Errno(ENOTDIR) }
     }
 
     /// The notes of live holders; those of dead processes are stale and removed.

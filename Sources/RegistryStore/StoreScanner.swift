@@ -63,8 +63,8 @@ public struct StoreScanner: Sendable {
                 guard let child = directory.appending(entry.name) else { continue }
                 if entry.name.hasPrefix("_") {
                     if [Layout.manifestsDirectoryName, Layout.layersDirectoryName, Layout.uploadsDirectoryName].contains(entry.name) {
+                        // A symbolic link here is reported by the repository's own scan.
                         isRepository = true
-                        if entry.kind == .symlink { findings.append(.symlink(path: child)) }
                     }
                     continue
                 }
@@ -119,7 +119,9 @@ public struct StoreScanner: Sendable {
         }
         state.tags = tags(of: name, depth: depth, &findings)
         state.uploads = uploads(of: name, &findings)
-        return (state, findings)
+        // A link above several listings (`_manifests`) is met once per listing: say it once.
+        var seen: Set<StoreFinding> = []
+        return (state, findings.filter { seen.insert($0).inserted })
     }
 
     /// Digest directories of `<alg>/` with their link's status; a link that cannot be

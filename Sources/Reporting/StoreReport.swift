@@ -116,7 +116,7 @@ public struct StoreReporter: Sendable {
         for digest in listed.joined() { blobs[digest] = BlobUsage() }
         listed = []
 
-        let (names, repositoryFindings) = try scanner.repositories()
+        let (names, repositoryFindings) = scanner.repositories()
         report.findings += repositoryFindings
         var usages: [StoreReport.RepositoryUsage] = []
         var keptByTags = DigestSet.Builder()

@@ -14,10 +14,17 @@ extension RetentionPolicy {
         return try parse(text, file: file) { path in try String(contentsOfFile: path, encoding: .utf8) }
     }
 
+    /// How deeply a policy may nest: far beyond any real policy (fewer than 10 levels), far
+    /// below the few thousand that overflow the parser's stack.
+    public static let maximumNesting = 64
+
     /// Checks policy text; `readFile` fetches the in-use list, so tests need no disk.
     public static func parse(
         _ text: String, file: String, readFile: (String) throws -> String
     ) throws(PolicyErrors) -> RetentionPolicy {
+        if let line = YAMLNesting.firstLine(deeperThan: maximumNesting, in: text) {
+            throw PolicyErrors([.nestedTooDeep(file: file, line: line, limit: maximumNesting)])
+        }
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)

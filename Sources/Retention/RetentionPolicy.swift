@@ -107,10 +107,13 @@ public enum PolicyError: Error, Hashable, Sendable, CustomStringConvertible {
     case invalid(file: String, line: Int, reason: String)
     /// A line of an in-use list that names no image reference.
     case inUseEntry(file: String, line: Int, reason: String)
+    /// Nested deeper than `limit` (see `YAMLNesting`): refused before parsing, which would
+    /// overflow the stack.
+    case nestedTooDeep(file: String, line: Int, limit: Int)
 
     public var file: String {
         switch self {
-        case .unreadable(let file, _), .syntax(let file, _, _), .invalid(let file, _, _), .inUseEntry(let file, _, _): file
+        case .unreadable(let file, _), .syntax(let file, _, _), .invalid(let file, _, _), .inUseEntry(let file, _, _), .nestedTooDeep(let file, _, _): file
         }
     }
 
@@ -118,13 +121,14 @@ public enum PolicyError: Error, Hashable, Sendable, CustomStringConvertible {
     public var line: Int {
         switch self {
         case .unreadable: 0
-        case .syntax(_, let line, _), .invalid(_, let line, _), .inUseEntry(_, let line, _): line
+        case .syntax(_, let line, _), .invalid(_, let line, _), .inUseEntry(_, let line, _), .nestedTooDeep(_, let line, _): line
         }
     }
 
     public var reason: String {
         switch self {
         case .unreadable(_, let reason), .syntax(_, _, let reason), .invalid(_, _, let reason), .inUseEntry(_, _, let reason): reason
+        case .nestedTooDeep(_, _, let limit): "nested deeper than \(limit) levels; a policy needs fewer than 10"
         }
     }
 

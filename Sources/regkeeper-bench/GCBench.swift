@@ -15,6 +15,9 @@ struct GCBench: AsyncParsableCommand {
     @Option(help: "Runs of each tool; the best wall time counts.")
     var runs = 3
 
+    @Flag(help: "Also sweep for real, each tool on its own copy of the store (copies take a while).")
+    var sweep = false
+
     @Flag(help: "On a bucket of a Ceph RGW the bench starts (needs ceph-mon, ceph-osd, radosgw), written through the S3 API.")
     var s3 = false
 
@@ -46,6 +49,32 @@ struct GCBench: AsyncParsableCommand {
             try measure(siblingExecutable("regkeeper"), ["report", "--quiet", "--root", store])
         }
         report("report (against the peer's gc mark)", peer: peer, ours: statistics)
+        if sweep { try measureSweeps(root, config: config) }
+    }
+
+    /// The real thing on two copies of the store: the peer's garbage-collect against gc taking
+    /// everything out of sight, re-reading and deleting. gc's settle interval is a sleep with the
+    /// store untouched; it is run at 0 here and its cost reported apart.
+    private func measureSweeps(_ root: URL, config: URL) throws {
+        let copies = root.deletingLastPathComponent()
+        func copy(_ name: String) throws -> URL {
+            let target = copies.appendingPathComponent(name)
+            _ = try? measure("/bin/rm", ["-rf", target.path])
+            _ = try measure("/bin/cp", ["-a", root.path, target.path])
+            return target
+        }
+        let peerCopy = try copy("gc-sweep-peer")
+        let peerConfig = peerCopy.appendingPathComponent("config.yml")
+        try String(contentsOf: config, encoding: .utf8).replacingOccurrences(of: root.path, with: peerCopy.path)
+            .write(to: peerConfig, atomically: true, encoding: .utf8)
+        let oursCopy = try copy("gc-sweep-ours")
+        warmPageCache(peerCopy)
+        let peer = try measure("/usr/bin/docker-registry", ["garbage-collect", peerConfig.path])
+        warmPageCache(oursCopy)
+        let ours = try measure(siblingExecutable("regkeeper"), ["gc", "--quiet", "--grace-period", "0", "--settle", "0", "--root", oursCopy.path])
+        report("gc, sweeping for real (settle 0)", peer: peer, ours: ours)
+        log("  plus the settle interval: --settle (default 30 s) of waiting with the store untouched, no CPU")
+        for target in [peerCopy, oursCopy] { _ = try? measure("/bin/rm", ["-rf", target.path]) }
     }
 }
 

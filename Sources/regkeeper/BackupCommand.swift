@@ -149,7 +149,7 @@ struct CatalogOptions: ParsableArguments {
 
     func directory() throws -> String {
         if let catalog { return catalog }
-        return try store.location().stateDirectory
+        return try store.stateLocation().stateDirectory
     }
 }
 

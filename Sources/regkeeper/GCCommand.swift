@@ -53,17 +53,17 @@ struct GCCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Keep only tagged manifests, their children and referrers.")
     var deleteUntagged = false
 
-    @Option(name: .long, help: ArgumentHelp("Keep unreferenced blobs younger than this (e.g. 1h, 0).", valueName: "span"))
-    var gracePeriod = "1h"
+    @Option(name: .long, parsing: .unconditional, help: .span("Keep unreferenced blobs younger than this (e.g. 1h, 0).", default: GCOptions().gracePeriod), transform: TimeSpan.init(parsing:))
+    var gracePeriod = GCOptions().gracePeriod
 
-    @Option(name: .long, help: ArgumentHelp("Purge uploads started longer ago than this.", valueName: "span"))
-    var uploadMaxAge = "168h"
+    @Option(name: .long, parsing: .unconditional, help: .span("Purge uploads started longer ago than this.", default: GCOptions().uploadMaxAge), transform: TimeSpan.init(parsing:))
+    var uploadMaxAge = GCOptions().uploadMaxAge
 
     @Flag(name: .long, help: "Sweep even when manifests cannot be read, keeping all their repositories link.")
     var allowBroken = false
 
-    @Option(name: .long, help: ArgumentHelp("Keep doomed items out of the registry's sight this long before re-reading links pushes wrote.", valueName: "span"))
-    var settle = "30s"
+    @Option(name: .long, parsing: .unconditional, help: .span("Keep doomed items out of the registry's sight this long before re-reading links pushes wrote.", default: GCOptions().settle), transform: TimeSpan.init(parsing:))
+    var settle = GCOptions().settle
 
     @Option(name: .long, help: ArgumentHelp("Write Prometheus metrics here (node_exporter textfile collector).", valueName: "file"))
     var metricsFile: String?
@@ -71,15 +71,8 @@ struct GCCommand: AsyncParsableCommand {
     @Flag(name: .long, inversion: .prefixedNo, help: "Move swept items into the trash in the state directory instead of deleting them (default: as regkeeper.yaml says, else no).")
     var trash: Bool?
 
-    @Option(name: .long, help: ArgumentHelp("Purge trash older than this; every run does (default: regkeeper.yaml's trash.keepFor, else 72h).", valueName: "span"))
-    var trashKeep: String?
-
-    func validate() throws {
-        guard TimeSpan(gracePeriod) != nil else { throw ValidationError("--grace-period: '\(gracePeriod)' is not a duration like 30m, 1h or 0") }
-        guard TimeSpan(uploadMaxAge) != nil else { throw ValidationError("--upload-max-age: '\(uploadMaxAge)' is not a duration like 24h or 7d") }
-        if let trashKeep, TimeSpan(trashKeep) == nil { throw ValidationError("--trash-keep: '\(trashKeep)' is not a duration like 72h") }
-        guard TimeSpan(settle) != nil else { throw ValidationError("--settle: '\(settle)' is not a duration like 30s") }
-    }
+    @Option(name: .long, parsing: .unconditional, help: .span("Purge trash older than this; every run does (default: regkeeper.yaml's trash.keepFor, else 72h)."), transform: TimeSpan.init(parsing:))
+    var trashKeep: TimeSpan?
 
     func run() async throws {
         do {
@@ -101,16 +94,16 @@ struct GCCommand: AsyncParsableCommand {
         defer { withExtendedLifetime(lock) {} }
         var options = GCOptions()
         options.deleteUntagged = deleteUntagged
-        options.gracePeriod = TimeSpan(gracePeriod)!
-        options.uploadMaxAge = TimeSpan(uploadMaxAge)!
+        options.gracePeriod = gracePeriod
+        options.uploadMaxAge = uploadMaxAge
         options.allowBroken = allowBroken
-        options.settle = TimeSpan(settle)!
+        options.settle = settle
         options.jobs = output.jobs
         let timings = TimingReporter(output.reporter)
         var collection = CollectGarbage(
             storage: try openStorage(location), location: location, options: options, dryRun: dryRun,
             arguments: CommandLine.arguments.joined(separator: " "), metricsFile: metricsFile, reporter: timings)
-        (collection.trash, collection.trashKeepFor) = settings.trashChoice(flag: trash, keepFor: trashKeep.flatMap(TimeSpan.init))
+        (collection.trash, collection.trashKeepFor) = settings.trashChoice(flag: trash, keepFor: trashKeep)
         if collection.trash, location.s3 != nil {
             throw CommandFailure("the trash lives in the state directory's filesystem and cannot hold a bucket's items: gc --trash is not available on s3:// stores", status: ExitStatus.failure)
         }

@@ -79,7 +79,7 @@ struct HistoryShowCommand: AsyncParsableCommand {
 
 /// The state database, or nil when none was ever written: listing history must not create one.
 private func openHistory(_ store: StoreOptions) throws -> StateStore? {
-    let url = URL(fileURLWithPath: try store.location().stateDatabasePath)
+    let url = URL(fileURLWithPath: try store.stateLocation().stateDatabasePath)
     guard FileManager.default.fileExists(atPath: url.path) else { return nil }
     do {
         return try StateStore.open(at: url)

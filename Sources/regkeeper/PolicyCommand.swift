@@ -17,7 +17,8 @@ struct PolicyCheckCommand: AsyncParsableCommand {
         discussion: """
             Reads each FILE and the in-use list it names, and reports every problem as \
             FILE:LINE: REASON: unknown keys, wrong types, bad globs or regular expressions, bad \
-            durations, unreadable or malformed in-use lists.
+            durations, unreadable or malformed in-use lists, and nesting deeper than 64 levels \
+            (refused before the YAML is parsed; see regkeeper-policy(5)).
 
             EXIT STATUS: 0 every file is a valid policy; 1 at least one is not.
             """

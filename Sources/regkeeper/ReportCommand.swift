@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GarbageCollection
 import RegistryModel
 import RegistryStore
 import Reporting
@@ -9,12 +10,14 @@ struct ReportCommand: AsyncParsableCommand {
         commandName: "report",
         abstract: "Store statistics: content, what gc would reclaim, the largest repositories.",
         discussion: """
-            Reads the store once (shared lock): repositories, tags, manifests (tagged, untagged, \\
-            index children, referrers), blobs and bytes, what gc would reclaim with and without \\
-            --delete-untagged (ignoring the grace period), uploads, and the repositories holding \\
+            Reads the store once (shared lock): repositories, tags, manifests (tagged, untagged, \
+            index children, referrers), blobs and bytes, what gc would reclaim with and without \
+            --delete-untagged (ignoring the grace period), uploads, and the repositories holding \
             the most bytes, split into bytes only they keep alive (exclusive) and shared ones.
 
-            EXIT STATUS: 0 success; 1 could not run; 2 another run holds the lock.
+            EXIT STATUS: 0 success; 1 could not run (no docker/registry/v2 under the root, a \
+            state directory that cannot be created: give --state-dir for a read-only store); \
+            2 another run holds the lock; 64 usage error.
             """
     )
 
@@ -24,12 +27,11 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(name: .long, help: "How many repositories to list by size.")
     var top = 10
 
-    @Option(name: .long, help: ArgumentHelp("Uploads older than this count as abandoned.", valueName: "span"))
-    var uploadMaxAge = "168h"
+    @Option(name: .long, parsing: .unconditional, help: .span("Uploads older than this count as abandoned.", default: GCOptions().uploadMaxAge), transform: TimeSpan.init(parsing:))
+    var uploadMaxAge = GCOptions().uploadMaxAge
 
     func validate() throws {
         guard top >= 0 else { throw ValidationError("--top must not be negative") }
-        guard TimeSpan(uploadMaxAge) != nil else { throw ValidationError("--upload-max-age: '\(uploadMaxAge)' is not a duration like 7d") }
     }
 
     func run() async throws {
@@ -38,7 +40,7 @@ struct ReportCommand: AsyncParsableCommand {
             let lock = try takeLock(location, .shared, wait: store.lockWait)
             defer { withExtendedLifetime(lock) {} }
             let report = try await StoreReporter(
-                storage: try openStorage(location), jobs: output.jobs, top: top, uploadMaxAge: TimeSpan(uploadMaxAge)!
+                storage: try openStorage(location), jobs: output.jobs, top: top, uploadMaxAge: uploadMaxAge
             ).report()
             if output.json { try writeJSON(report) } else if !output.quiet { render(report) }
             guard report.reclaimableIsKnown else {

@@ -56,8 +56,8 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Restore the latest chain recorded in --catalog.")
     var latest = false
 
-    @Option(name: .long, help: ArgumentHelp("Wait this long for another run's lock (e.g. 10m).", valueName: "span"))
-    var wait = "0"
+    @Option(name: .long, parsing: .unconditional, help: .span("Wait this long for another run's lock (e.g. 10m).", default: .zero), transform: TimeSpan.init(parsing:))
+    var wait = TimeSpan.zero
 
     @Flag(name: .long, help: "Print the result as JSON.")
     var json = false
@@ -75,7 +75,6 @@ struct RestoreCommand: AsyncParsableCommand {
         if latest != files.isEmpty { throw ValidationError("give archives, or --catalog DIR --latest") }
         if latest, catalog == nil { throw ValidationError("--latest needs --catalog DIR") }
         if let bad = repositories.first(where: { RepositoryName($0) == nil }) { throw ValidationError("'\(bad)' is not a repository name") }
-        if TimeSpan(wait) == nil { throw ValidationError("--wait: '\(wait)' is not a duration like 30s or 10m") }
     }
 
     func run() async throws {
@@ -88,7 +87,7 @@ struct RestoreCommand: AsyncParsableCommand {
         }
         do {
             let target = URL(fileURLWithPath: root).standardizedFileURL.path
-            let wait = Duration.seconds(TimeSpan(self.wait)?.seconds ?? 0)
+            let wait = Duration.seconds(self.wait.seconds)
             // A dry run only reads the target, and an absent one needs no lock at all.
             var lock: StoreLock?
             if !dryRun {
@@ -160,7 +159,7 @@ extension RestoreCommand {
         } catch {
             throw CommandFailure(error.description, status: ExitStatus.failure)
         }
-        let lock = try takeLock(location, dryRun ? .shared : .exclusive, wait: .seconds(TimeSpan(wait)?.seconds ?? 0))
+        let lock = try takeLock(location, dryRun ? .shared : .exclusive, wait: .seconds(wait.seconds))
         defer { withExtendedLifetime(lock) {} }
         let bucket = try openStorage(location)
         let present: [DirectoryEntry]

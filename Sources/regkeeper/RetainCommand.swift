@@ -24,7 +24,8 @@ struct RetainCommand: AsyncParsableCommand {
             breaker (safety.maxDeletePercent, default 50) stops the apply before anything is \
             touched when a repository would lose a larger share of its tags; --force overrides it.
 
-            EXIT STATUS: 0 success; 1 could not run (invalid policy or plan, unreadable store); \
+            EXIT STATUS: 0 success; 1 could not run (invalid policy or plan, no \
+            docker/registry/v2 under the root, unreadable store, unwritable state directory); \
             2 another run holds the lock; 3 refused: the circuit breaker tripped, the store \
             changed since the plan in some repositories, or gc found unreadable manifests; \
             4 some deletions failed.
@@ -52,8 +53,11 @@ struct RetainCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Run gc after applying, to free the blobs of deleted manifests.")
     var gc = false
 
-    @Option(name: .long, help: ArgumentHelp("With --gc: keep unreferenced blobs younger than this.", valueName: "span"))
-    var gracePeriod = "1h"
+    @Option(name: .long, parsing: .unconditional, help: .span("With --gc: keep unreferenced blobs younger than this.", default: GCOptions().gracePeriod), transform: TimeSpan.init(parsing:))
+    var gracePeriod = GCOptions().gracePeriod
+
+    @Option(name: .long, parsing: .unconditional, help: .span("With --gc: keep doomed items out of the registry's sight this long before re-reading links pushes wrote.", default: GCOptions().settle), transform: TimeSpan.init(parsing:))
+    var settle = GCOptions().settle
 
     @Option(name: .long, help: ArgumentHelp("Write Prometheus metrics here after applying (node_exporter textfile collector).", valueName: "file"))
     var metricsFile: String?
@@ -63,7 +67,6 @@ struct RetainCommand: AsyncParsableCommand {
         if applyPlan != nil, dryRun { throw ValidationError("--apply-plan applies a plan; print it with --dry-run --policy, or read the file") }
         if applyPlan != nil, planOut != nil { throw ValidationError("--plan-out saves a new plan; --apply-plan already has one") }
         if dryRun, gc { throw ValidationError("--gc runs after applying; with --dry-run nothing is applied") }
-        guard TimeSpan(gracePeriod) != nil else { throw ValidationError("--grace-period: '\(gracePeriod)' is not a duration like 30m, 1h or 0") }
     }
 
     func run() async throws {
@@ -124,7 +127,8 @@ struct RetainCommand: AsyncParsableCommand {
         var collect: GCOptions?
         if gc {
             var options = GCOptions()
-            options.gracePeriod = TimeSpan(gracePeriod)!
+            options.gracePeriod = gracePeriod
+            options.settle = settle
             options.jobs = output.jobs
             collect = options
         }
@@ -132,6 +136,11 @@ struct RetainCommand: AsyncParsableCommand {
             storage: storage, location: location, force: force, collect: collect,
             arguments: CommandLine.arguments.joined(separator: " "), reporter: timings)
         application.metricsFile = metricsFile
+        do {
+            application.trash = try StoreSettings.load(location).trashChoice(flag: nil, keepFor: nil)
+        } catch {
+            throw CommandFailure(error.description, status: ExitStatus.failure)
+        }
         let outcome: ApplyRetention.Outcome
         do {
             outcome = try await application.run(plan)
@@ -144,7 +153,7 @@ struct RetainCommand: AsyncParsableCommand {
         if output.json {
             try writeJSON(AppliedReport(run: outcome.run.rawValue, plan: plan, result: result, gc: outcome.gc))
         } else if !output.quiet {
-            renderResult(result, gc: outcome.gc, run: outcome.run, timings: timings)
+            renderResult(result, gc: outcome.gc, gcRun: outcome.gcRun, run: outcome.run, timings: timings)
         }
         if !result.refused.isEmpty {
             let lines = result.refused.map { "  \($0.repository): \($0.refused!)" }
@@ -159,7 +168,9 @@ struct RetainCommand: AsyncParsableCommand {
         do {
             return try RetentionPolicy.load(file: file)
         } catch {
-            throw CommandFailure("invalid policy:\n" + error.description, status: ExitStatus.failure)
+            // One problem stays on the `regkeeper:` line; several get a line each.
+            let separator = error.errors.count == 1 ? " " : "\n"
+            throw CommandFailure("invalid policy:" + separator + error.description, status: ExitStatus.failure)
         }
     }
 
@@ -206,14 +217,15 @@ struct RetainCommand: AsyncParsableCommand {
         }
     }
 
-    private func renderResult(_ result: RetentionResult, gc: GCResult?, run: RunID, timings: TimingReporter) {
+    private func renderResult(_ result: RetentionResult, gc: GCResult?, gcRun: RunID?, run: RunID, timings: TimingReporter) {
         for repository in result.repositories {
             for skipped in repository.skipped { printLine("\(repository.repository): \(skipped)") }
         }
         let forced = result.forced ? " (circuit breaker overridden by --force)" : ""
         printLine("deleted \(result.tagsDeleted) tags and \(result.manifestsDeleted) untagged manifests in \(result.repositories.count) repositories\(forced); run \(run), see `regkeeper history show \(run)`")
         if let gc {
-            printLine("gc: \(gc.applied.blobs.count) blobs, \(gc.applied.links.count) dangling links, \(gc.applied.uploads.count) uploads: freed \(gc.applied.bytesFreed.formattedBytes)")
+            printLine("gc: \(gc.applied.blobs.count) blobs, \(gc.applied.links.count) dangling links, \(gc.applied.uploads.count) uploads: freed \(gc.applied.bytesFreed.formattedBytes)"
+                + (gcRun.map { "; run \($0)" } ?? ""))
             if !gc.applied.isEmpty {
                 printLine("restart the registry (or run it with storage.cache.blobdescriptor off): its cache may still list swept blobs")
             }

@@ -29,17 +29,41 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .customLong("state-dir"), help: ArgumentHelp("Where the lock and databases live (default: <root>/.regkeeper).", valueName: "dir"))
     var stateDirectory: String?
 
-    @Option(name: .long, help: ArgumentHelp("Wait this long for another run's lock instead of failing at once (e.g. 10m).", valueName: "span"))
-    var wait = "0"
+    @Option(name: .long, parsing: .unconditional, help: .span("Wait this long for another run's lock instead of failing at once (e.g. 10m).", default: .zero), transform: TimeSpan.init(parsing:))
+    var wait = TimeSpan.zero
 
     func validate() throws {
         if root != nil, config != nil { throw ValidationError("give --root or --config, not both") }
-        if TimeSpan(wait) == nil { throw ValidationError("--wait: '\(wait)' is not a duration like 30s or 10m") }
     }
 
-    var lockWait: Duration { .seconds(TimeSpan(wait)?.seconds ?? 0) }
+    var lockWait: Duration { .seconds(wait.seconds) }
 
+    /// The store a command reads or changes, refused unless its root holds docker/registry/v2.
     func location() throws -> StoreLocation {
+        let location = try stateLocation()
+        if location.s3 != nil {
+            // One listing both proves the tree is there and that the bucket answers (credentials, endpoint).
+            let storage = try openStorage(location)
+            do throws(StorageError) {
+                _ = try storage.list(Layout.registryRoot)
+            } catch .notFound {
+                throw CommandFailure(StoreLocation.Error.notARegistryStore(root: location.root).description, status: ExitStatus.failure)
+            } catch {
+                throw CommandFailure(error.description, status: ExitStatus.failure)
+            }
+            return location
+        }
+        do {
+            try location.checkRegistryTree()
+        } catch {
+            throw CommandFailure(error.description, status: ExitStatus.failure)
+        }
+        return location
+    }
+
+    /// Where the store's state lives, for commands that read only that (history, the backup
+    /// catalog): they work on whatever state a root has, registry tree or not.
+    func stateLocation() throws -> StoreLocation {
         do {
             if let s3 = try s3Store() {
                 return StoreLocation(s3: s3, stateDirectory: stateDirectory.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
@@ -151,7 +175,7 @@ extension AsyncParsableCommand {
         } catch .held(let path, let holder) {
             throw CommandFailure(StoreLock.Error.held(path: path, holder: holder).description, status: ExitStatus.lockHeld)
         } catch {
-            throw CommandFailure(error.description, status: ExitStatus.failure)
+            throw CommandFailure(error.description + stateDirectoryAdvice(error), status: ExitStatus.failure)
         }
         guard mode == .exclusive else { return lock }
         do {
@@ -211,5 +235,21 @@ extension Duration {
     var formattedSeconds: String {
         let (seconds, attoseconds) = components
         return String(format: "%.2fs", Double(seconds) + Double(attoseconds) / 1e18)
+    }
+}
+
+/// What to do when the state directory cannot be written, as on a store mounted read-only for
+/// a backup: the lock (and so every run on that store) can live elsewhere.
+private func stateDirectoryAdvice(_ error: StoreLock.Error) -> String {
+    let cause: Errno
+    switch error {
+    case .stateDirectoryUnavailable(_, let errno), .unavailable(_, let errno): cause = errno
+    case .held: return ""
+    }
+    let elsewhere = "give --state-dir DIR on a writable filesystem, the same for every run on this store (the lock is there)"
+    switch cause.rawValue {
+    case EROFS: return "; " + elsewhere
+    case EACCES, EPERM: return "; run as a user who may write there, or " + elsewhere
+    default: return ""
     }
 }

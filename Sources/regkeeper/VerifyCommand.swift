@@ -29,22 +29,24 @@ struct VerifyCommand: AsyncParsableCommand {
             nightly runs cover the whole store over a week. The reference and size checks run \
             in full every time.
 
-            EXIT STATUS: 0 no damage found; 1 could not run; 2 another run holds the lock; \
-            5 damage found (every finding is still reported).
+            EXIT STATUS: 0 no damage found; 1 could not run (no docker/registry/v2 under the \
+            root, a state directory that cannot be created: give --state-dir for a read-only \
+            store); 2 another run holds the lock; 5 damage found (every finding is still \
+            reported); 64 usage error (a negative span or size, a zero --time-limit or --budget).
             """
     )
 
     @OptionGroup var store: StoreOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(name: .long, help: ArgumentHelp("Skip blobs verified good within this span and unchanged since (e.g. 30d).", valueName: "span"))
-    var maxAge: String?
+    @Option(name: .long, parsing: .unconditional, help: .span("Skip blobs verified good within this span and unchanged since (e.g. 30d)."), transform: TimeSpan.init(parsing:))
+    var maxAge: TimeSpan?
 
-    @Option(name: .long, help: ArgumentHelp("Rehash at most this much, least recently verified first (e.g. 50GiB).", valueName: "size"))
-    var budget: String?
+    @Option(name: .long, parsing: .unconditional, help: .size("Rehash at most this much, least recently verified first (e.g. 50GiB)."), transform: ByteCount.init(parsing:))
+    var budget: ByteCount?
 
-    @Option(name: .long, help: ArgumentHelp("Start no new blob after this long (e.g. 20m).", valueName: "span"))
-    var timeLimit: String?
+    @Option(name: .long, parsing: .unconditional, help: .span("Start no new blob after this long (e.g. 20m)."), transform: TimeSpan.init(parsing:))
+    var timeLimit: TimeSpan?
 
     @Flag(name: .long, help: "Move corrupt blobs into <state-dir>/quarantine so a re-push heals them.")
     var quarantine = false
@@ -56,13 +58,8 @@ struct VerifyCommand: AsyncParsableCommand {
     var listQuarantine = false
 
     func validate() throws {
-        if let maxAge, TimeSpan(maxAge) == nil { throw ValidationError("--max-age: '\(maxAge)' is not a duration like 7d or 30d") }
-        if let timeLimit, (TimeSpan(timeLimit)?.seconds ?? 0) <= 0 {
-            throw ValidationError("--time-limit: '\(timeLimit)' is not a positive duration like 20m or 1h")
-        }
-        if let budget, (ByteCount(budget)?.bytes ?? 0) <= 0 {
-            throw ValidationError("--budget: '\(budget)' is not a positive size like 50GiB or 500MB")
-        }
+        if let timeLimit, timeLimit.seconds == 0 { throw ValidationError("--time-limit: give a positive duration such as 20m or 1h, not 0") }
+        if let budget, budget.bytes == 0 { throw ValidationError("--budget: give a positive size such as 50GiB or 500MB, not 0") }
         if listQuarantine, quarantine || maxAge != nil || budget != nil || timeLimit != nil {
             throw ValidationError("--list-quarantine takes no other verify options")
         }
@@ -80,36 +77,34 @@ struct VerifyCommand: AsyncParsableCommand {
         let location = try store.location()
         let lock = try takeLock(location, quarantine ? .exclusive : .shared, wait: store.lockWait)
         defer { withExtendedLifetime(lock) {} }
-        let storage = try openStorage(location)
-        let state = try openState(location)
         var options = VerifyOptions()
         options.jobs = output.jobs
-        options.maxAge = maxAge.flatMap { TimeSpan($0) }
-        options.budget = budget.flatMap { ByteCount($0) }
-        options.timeLimit = timeLimit.flatMap { TimeSpan($0) }.map { .seconds($0.seconds) }
+        options.maxAge = maxAge
+        options.budget = budget
+        options.timeLimit = timeLimit.map { .seconds($0.seconds) }
         options.quarantineDirectory = quarantine ? location.stateDirectory + "/quarantine" : nil
 
         let bar = VerifyProgressBar()
         let timings = TimingReporter(output.logged(output.quiet || output.json ? SilentReporter() : bar))
         let json = output.json
-        let verifier = Verifier(storage: storage, state: state, options: options, reporter: timings, findings: { finding in
-            // Findings are what a cron job mails, so --quiet prints them too.
-            if !json { bar.printAbove(finding.description) }
-        })
+        let verification = VerifyStore(
+            storage: try openStorage(location), location: location, options: options,
+            arguments: CommandLine.arguments.joined(separator: " "), metricsFile: metricsFile, reporter: timings,
+            findings: { finding in
+                // Findings are what a cron job mails, so --quiet prints them too.
+                if !json { bar.printAbove(finding.description) }
+            })
         let report: VerifyReport
         do {
-            report = try await RecordedVerification(verifier: verifier, arguments: CommandLine.arguments.joined(separator: " ")).run()
+            report = try await verification.run()
         } catch let error as VerifyError {
             throw CommandFailure(error.description, status: ExitStatus.failure)
+        } catch let failure as CommandFailure {
+            throw failure
+        } catch {
+            throw CommandFailure("\(error)", status: ExitStatus.failure)
         }
         bar.finish()
-        if let metricsFile {
-            do {
-                try MetricsFile.verify(report, ended: Date()).write(to: metricsFile)
-            } catch {
-                throw CommandFailure("\(error)", status: ExitStatus.failure)
-            }
-        }
         if output.json { try writeJSON(report) } else if !output.quiet { renderSummary(report, timings) }
         if !report.isClean {
             throw CommandFailure("damage found: \(report.findings.count) finding(s)", status: ExitStatus.damageFound)
@@ -120,11 +115,7 @@ struct VerifyCommand: AsyncParsableCommand {
         let location = try store.location()
         let records: [QuarantineRecord]
         do {
-            // Listing must not create a database where no verify ever ran.
-            records = FileManager.default.fileExists(atPath: location.stateDatabasePath)
-                ? try await openState(location).quarantinedBlobs() : []
-        } catch let failure as CommandFailure {
-            throw failure
+            records = try await ListQuarantine(location: location).run()
         } catch {
             throw CommandFailure("cannot read the quarantine list: \(error)", status: ExitStatus.failure)
         }
@@ -135,14 +126,6 @@ struct VerifyCommand: AsyncParsableCommand {
             printLine("    \(record.reason)" + (record.affectedTags.isEmpty ? "" : "; re-push " + record.affectedTags.joined(separator: ", ")))
         }
         if !output.quiet { printLine("\(records.count) quarantined blob(s)") }
-    }
-
-    private func openState(_ location: StoreLocation) throws -> StateStore {
-        do {
-            return try StateStore.open(at: URL(fileURLWithPath: location.stateDatabasePath))
-        } catch {
-            throw CommandFailure("\(error)", status: ExitStatus.failure)
-        }
     }
 
     private func renderSummary(_ report: VerifyReport, _ timings: TimingReporter) {

@@ -23,18 +23,12 @@ import Testing
         return Run(status: output.status, stdout: output.stdoutText, stderr: output.stderrText)
     }
 
-    /// Where SwiftPM put the executables: beside the test bundle.
-    static var productsDirectory: URL {
-        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("regkeeper").path), url.path != "/" {
-            url.deleteLastPathComponent()
-        }
-        return url
-    }
+    static var productsDirectory: URL { BuiltProducts.directory }
 
+    /// A store root with its registry tree, which regkeeper requires even when it is empty.
     static func store(_ build: (StoreBuilder) throws -> Void) throws -> URL {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-cli-\(UUID())")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("docker/registry/v2"), withIntermediateDirectories: true)
         try build(StoreBuilder(storage: LocalStorage(root: root.path)))
         return root
     }

@@ -78,7 +78,7 @@ import Testing
             try await Skopeo.pull(server: server, repository: "signed/app", reference: store.referrer.digest)
             #expect(try await blobDigests(in: storage) == digests(store.blobsOfTaggedImages))
             let scanner = StoreScanner(storage: storage)
-            for name in try scanner.repositories().names {
+            for name in scanner.repositories().names {
                 let state = scanner.scanRepository(name).state
                 #expect(state.uploads.isEmpty)
                 for link in Array(state.layers.values) + Array(state.revisions.values) {

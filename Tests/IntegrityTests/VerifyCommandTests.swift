@@ -82,10 +82,7 @@ import Testing
 
     // MARK: Running the binary
 
-    static let binary: String = {
-        let runner = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        return runner.deletingLastPathComponent().appendingPathComponent("regkeeper").path
-    }()
+    static let binary = BuiltProducts.executable("regkeeper")
 
     private func regkeeper(_ fixture: Fixture, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let root = try #require(fixture.root)

@@ -38,4 +38,34 @@ import Testing
             }
         }
     }
+
+    /// Starts are bounded per process, so that a busy machine answers every registry's first
+    /// GET in time: while the test holds every slot a start waits, and once one frees, the
+    /// registry starts and answers.
+    @Test func aStartWaitsForAFreeSlot() async throws {
+        let holding = Occupancy()
+        let holders = (0..<RegistryServer.startups.limit).map { _ in
+            Task {
+                await RegistryServer.startups.withSlot {
+                    holding.enter()
+                    try? await Task.sleep(for: .seconds(600))
+                }
+            }
+        }
+        while holding.now < RegistryServer.startups.limit { try await Task.sleep(for: .milliseconds(10)) }
+        try await withTemporaryDirectory { directory in
+            let started = Occupancy()
+            let start = Task {
+                let server = try await RegistryServer.start(root: directory.appendingPathComponent("store"))
+                started.enter()
+                return server
+            }
+            try await Task.sleep(for: .seconds(1))
+            #expect(started.now == 0, "started while every slot was held")
+            for holder in holders { holder.cancel() }
+            let server = try await start.value
+            defer { server.stop() }
+            #expect(try await RegistryClient(server: server).manifestExists(repository: "nothing", reference: "latest") == false)
+        }
+    }
 }

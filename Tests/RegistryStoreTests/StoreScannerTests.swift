@@ -12,7 +12,7 @@ import Testing
         try builder.image("team-b", tag: "latest", layers: [layerBytes("l2")])
         try builder.upload("team-b", uuid: "u-1", startedAt: Date(timeIntervalSince1970: 1_000))
         let scanner = StoreScanner(storage: storage)
-        let (names, findings) = try scanner.repositories()
+        let (names, findings) = scanner.repositories()
         #expect(names.map(\.value) == ["team-b", "team-b/tools/builder"])
         #expect(findings.isEmpty)
         let state = scanner.scanRepository("team-b/tools/builder").state
@@ -55,7 +55,7 @@ import Testing
         let scanner = StoreScanner(storage: storage)
         let blobFindings = try await scanner.blobs(jobs: 2).findings
         #expect(Set(blobFindings.map(\.path)) == [notDigest.parent!, noData.parent!])
-        #expect(try scanner.repositories().findings.map(\.path) == [Layout.repositoriesRoot.appending("linked")!])
+        #expect(scanner.repositories().findings.map(\.path) == [Layout.repositoriesRoot.appending("linked")!])
     }
 }
 

@@ -5,7 +5,7 @@ import Testing
 /// The built `regkeeper` binary against a real registry's store: exit statuses, the circuit
 /// breaker, a reviewed plan applied with gc, and the run history.
 @Suite(.serialized) struct RetainCommandTests {
-    let binary = RetentionIntegrationTests.packageRoot.appendingPathComponent(".build/debug/regkeeper").path
+    let binary = BuiltProducts.executable("regkeeper")
 
     func regkeeper(_ arguments: [String]) async throws -> ProcessOutput {
         try await ProcessRunner.run(binary, arguments, timeout: 120, allowFailure: true)
@@ -53,7 +53,7 @@ import Testing
             #expect(dryRun.stdoutText.contains("delete 2 tags and 2 untagged manifests"))
             #expect(try await client.tags(repository: "app") == ["t1", "t2", "t3", "t4"], "a dry run changes nothing")
 
-            let applied = try await regkeeper(["retain", "--apply-plan", plan.path, "--gc", "--grace-period", "0", "--json"] + store)
+            let applied = try await regkeeper(["retain", "--apply-plan", plan.path, "--gc", "--grace-period", "0", "--settle", "0", "--json"] + store)
             #expect(applied.status == 0, "\(applied.stderrText)")
             #expect(try await client.tags(repository: "app") == ["t1", "t2"])
             for tag in ["t1", "t2"] { try await Skopeo.pull(server: server, repository: "app", reference: tag) }
@@ -64,9 +64,13 @@ import Testing
             let deletions = detail?["deletions"] as? [[String: Any]] ?? []
             #expect(Set(deletions.compactMap { $0["tag"] as? String }) == ["t3", "t4"])
             #expect(deletions.filter { $0["kind"] as? String == "revision-link" }.count == 2)
-            #expect(deletions.contains { $0["kind"] as? String == "blob" }, "gc's deletions are part of the run")
+            // gc runs as `regkeeper gc` does, recorded as a run of its own.
+            let gcRun = try await regkeeper(["history", "show", "2", "--json"] + store)
+            let gcDetail = try JSONSerialization.jsonObject(with: gcRun.stdout) as? [String: Any]
+            #expect((gcDetail?["deletions"] as? [[String: Any]] ?? []).contains { $0["kind"] as? String == "blob" }, "gc's deletions are recorded")
             let list = try await regkeeper(["history"] + store)
             #expect(list.stdoutText.contains("run 1") && list.stdoutText.contains("retain  success"))
+            #expect(list.stdoutText.contains("run 2") && list.stdoutText.contains("gc  success"), "\(list.stdoutText)")
 
             let stale = try await regkeeper(["retain", "--apply-plan", plan.path] + store)
             #expect(stale.status == 0, "tags already gone are skipped: \(stale.stderrText)")

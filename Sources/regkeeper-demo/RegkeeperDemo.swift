@@ -1,11 +1,14 @@
 import ArgumentParser
 import Foundation
-import Operations
 
-struct DemoCommand: AsyncParsableCommand {
+/// `make demo`: the suite on a small real store. An executable of its own, because it drives
+/// the test harness (a registry, an HTTP client, skopeo) that the shipped `regkeeper` must not
+/// carry.
+@main
+struct RegkeeperDemo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "demo",
-        abstract: "Tour the suite on a small real store (needs docker-registry and skopeo).",
+        commandName: "regkeeper-demo",
+        abstract: "Tour regkeeper on a small real store (needs docker-registry and skopeo).",
         discussion: "Starts docker-registry on loopback over a temporary store, pushes images through its API, runs the tools on it and pulls every kept tag back with skopeo. The temporary directory is removed afterwards unless --keep is given."
     )
 
@@ -32,12 +35,18 @@ struct DemoCommand: AsyncParsableCommand {
             try await DemoTour(workDirectory: directory, ciPolicy: ciPolicy).run { step in
                 steps += 1
                 let name = step.name.padding(toLength: 22, withPad: " ", startingAt: 0)
-                let time = step.elapsed.formattedSeconds
-                printLine("\(steps < 10 ? " " : "")\(steps). \(name) \(String(repeating: " ", count: max(0, 7 - time.count)))\(time)  \(step.summary)")
+                let time = Self.seconds(step.elapsed)
+                print("\(steps < 10 ? " " : "")\(steps). \(name) \(String(repeating: " ", count: max(0, 7 - time.count)))\(time)  \(step.summary)")
             }
         } catch {
-            throw fail(CommandFailure("demo failed: \(error)", status: ExitStatus.failure))
+            FileHandle.standardError.write(Data("regkeeper-demo: demo failed: \(error)\n".utf8))
+            throw ExitCode.failure
         }
-        printLine("all \(steps) steps passed in \((clock.now - start).formattedSeconds)" + (keep ? "; store kept at \(directory.path)" : ""))
+        print("all \(steps) steps passed in \(Self.seconds(clock.now - start))" + (keep ? "; store kept at \(directory.path)" : ""))
+    }
+
+    static func seconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        return String(format: "%.2fs", Double(seconds) + Double(attoseconds) / 1e18)
     }
 }
