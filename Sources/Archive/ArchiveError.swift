@@ -1,5 +1,6 @@
 import RegistryModel
 import RegistryStore
+import TarFormat
 
 /// Why an archive could not be written, read, verified or restored. Every case names the
 /// archive file and, where there is one, the member and digest.
@@ -29,6 +30,28 @@ public enum ArchiveError: Error, Sendable, CustomStringConvertible {
     case catalog(path: String, reason: String)
     case unknownRepository(RepositoryName)
     case plainArchiveInChain(archive: String)
+    /// The stream ends and its table of contents follows, but more bytes come after it: the
+    /// archive may be whole, with something appended.
+    case trailingData(archive: String, end: Int64, extra: Int64)
+    /// A member the index (or the tar header) declares larger than a restore may write: the
+    /// index's own size for a regkeeper archive, `--max-member-size` for a plain tar.
+    case memberTooLarge(archive: String, member: String, size: UInt64, limit: UInt64, reason: String)
+    /// A member under `docker/registry/v2` that is no blob, link or upload of the registry's layout.
+    case outsideLayout(archive: String, member: String)
+    case duplicateMember(archive: String, member: String)
+    /// Writing a member into the staging area failed (ENOSPC, EIO, …).
+    case stagingWrite(member: String, operation: String, errno: Errno)
+    /// What the archives declare does not fit in the target's filesystem.
+    case notEnoughSpace(target: String, needed: UInt64, available: UInt64)
+    /// A merge failed after it began placing files: the target holds part of it.
+    case mergeInterrupted(target: String, placed: Int, cause: String)
+    case targetNotADirectory(path: String)
+    /// A restore target inside another store's `docker/` tree would nest a store in it.
+    case targetInsideStore(target: String, store: String)
+    case outputInsideStore(output: String, store: String)
+    case outputDirectoryMissing(path: String)
+    /// `reindex` found files it could not read; the latest chain may be missing its newest.
+    case unreadableInCatalog(catalog: String, files: [UnreadableArchive])
 
     public var description: String {
         switch self {
@@ -40,9 +63,9 @@ public enum ArchiveError: Error, Sendable, CustomStringConvertible {
         case .unsupportedVersion(let archive, let found):
             "\(archive): archive format version \(found); this regkeeper reads up to \(ArchiveFormat.version)"
         case .blobDigestMismatch(let archive, let member, let expected, let actual):
-            "\(archive): member \(member) holds content with digest \(actual), not \(expected)"
-        case .memberMismatch(let archive, let member, let reason): "\(archive): member \(member): \(reason)"
-        case .indexMismatch(let archive, let reason): "\(archive): index does not match the archive: \(reason)"
+            "\(archive): member \(member.escapedForTerminal) holds content with digest \(actual), not \(expected)"
+        case .memberMismatch(let archive, let member, let reason): "\(archive): member \(member.escapedForTerminal): \(reason.escapedForTerminal)"
+        case .indexMismatch(let archive, let reason): "\(archive): index does not match the archive: \(reason.escapedForTerminal)"
         case .missingArchive(let id, let file, let neededBy):
             "missing archive \(id)\(file.map { " (\($0))" } ?? ""), which \(neededBy) builds on"
         case .chainOutOfOrder(let archive, let expectedParent, let found):
@@ -57,6 +80,32 @@ public enum ArchiveError: Error, Sendable, CustomStringConvertible {
         case .unknownRepository(let name): "repository \(name) is not in the archive"
         case .plainArchiveInChain(let archive):
             "\(archive) is a plain tar archive (no regkeeper index); it can only be restored on its own"
+        case .trailingData(let archive, let end, let extra):
+            "\(archive): \(extra) byte(s) of unexpected data after the archive's end at offset \(end) (appended to it?); "
+                + "the archive before them may be whole: check a copy cut with `truncate -s \(end)`"
+        case .memberTooLarge(let archive, let member, let size, let limit, let reason):
+            "\(archive): member \(member.escapedForTerminal) declares \(size) bytes, more than \(limit) (\(reason))"
+        case .outsideLayout(let archive, let member):
+            "\(archive): member \(member.escapedForTerminal) is not part of a registry store's layout (no blob, link or upload)"
+        case .duplicateMember(let archive, let member):
+            "\(archive): duplicate member \(member.escapedForTerminal)"
+        case .stagingWrite(let member, let operation, let errno):
+            "writing member \(member.escapedForTerminal) failed (\(operation)): \(errno)"
+        case .notEnoughSpace(let target, let needed, let available):
+            "the archives hold \(needed) bytes to restore, but \(target)'s filesystem has \(available) bytes free"
+        case .mergeInterrupted(let target, let placed, let cause):
+            "the merge into \(target) stopped after \(placed) rename(s) of files or whole directories: \(cause); the target holds what was placed "
+                + "(blobs before the links naming them); run the same restore --merge again to complete it"
+        case .targetNotADirectory(let path): "\(path) exists and is not a directory"
+        case .targetInsideStore(let target, let store):
+            "\(target) is inside the store at \(store); restore into a store's root (the registry's rootdirectory), not into its tree"
+        case .outputInsideStore(let output, let store):
+            "\(output) is inside the registry tree of the store being backed up (\(store)); write archives elsewhere, ideally on another disk"
+        case .outputDirectoryMissing(let path): "the output directory \(path) does not exist"
+        case .unreadableInCatalog(let catalog, let files):
+            "the backup catalog \(catalog) lists \(files.count) unreadable archive(s), which may be the newest backup; "
+                + "--latest restores none. Unreadable: " + files.map(\.description).joined(separator: "; ")
+                + ". Name the archives to restore, or move the damaged ones away and run `backup reindex` again"
         }
     }
 }

@@ -285,7 +285,26 @@ extension ArchiveIndex {
         }.get()
     }
 
+    /// Decodes all but the members, which go to `listing` as fingerprints and sizes: what a
+    /// reader checks the stream against, at 17 bytes a member instead of its path and digest
+    /// (a store of a million links has an index of a quarter GiB, held once, here, briefly).
+    /// The index returned has no `members`.
+    /// - Parameter read: told, after each member, how many bytes of the index were read.
+    static func decode(_ bytes: UnsafeBufferPointer<UInt8>, listing: inout ListedMembers,
+                       read: (Int) -> Void) throws(JSONScanner.Failure) -> ArchiveIndex {
+        var collected: ListedMembers? = ListedMembers()
+        let index = try decode(bytes, listing: &collected, read: read)
+        listing = collected ?? ListedMembers()
+        return index
+    }
+
     private static func decode(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONScanner.Failure) -> ArchiveIndex {
+        var unused: ListedMembers?
+        return try decode(bytes, listing: &unused, read: { _ in })
+    }
+
+    private static func decode(_ bytes: UnsafeBufferPointer<UInt8>, listing: inout ListedMembers?,
+                               read: (Int) -> Void) throws(JSONScanner.Failure) -> ArchiveIndex {
         var scanner = JSONScanner(bytes)
         var metadata: ArchiveMetadata?
         var members: [IndexedMember]?
@@ -302,7 +321,9 @@ extension ArchiveIndex {
                     throw .type(expected: "archive metadata (\(error))", field: key)
                 }
             case "members":
-                members = try Self.list(&scanner, key) { scanner, field throws(JSONScanner.Failure) in
+                var decoded: [IndexedMember] = []
+                try scanner.array(field: key) { scanner, position throws(JSONScanner.Failure) in
+                    let field = "members[\(position)]"
                     var path: String?, size: UInt64?, digest: Digest?
                     try scanner.object(field: field) { scanner, key throws(JSONScanner.Failure) in
                         switch key {
@@ -312,9 +333,12 @@ extension ArchiveIndex {
                         default: try scanner.skip()
                         }
                     }
-                    return IndexedMember(path: try required(path, field + ".path"), size: try required(size, field + ".size"),
-                                         digest: try required(digest, field + ".digest"))
+                    let member = IndexedMember(path: try required(path, field + ".path"), size: try required(size, field + ".size"),
+                                               digest: try required(digest, field + ".digest"))
+                    if listing != nil { listing?.append(member) } else { decoded.append(member) }
+                    read(scanner.offset)
                 }
+                members = decoded
             case "blobs":
                 blobs = try Self.list(&scanner, key) { scanner, field throws(JSONScanner.Failure) in
                     var digest: Digest?, size: Int64?, archive: String?
@@ -464,4 +488,33 @@ private struct JSONText {
         }
         bytes.append(UInt8(ascii: "\""))
     }
+}
+
+/// The members an index lists, as a reader checks the stream against them: per member its
+/// size (checked before its content is written), whether it is blob data, and 64-bit
+/// fingerprints of its path (checked from the header) and digest (checked once its content
+/// is hashed): 25 bytes a member instead of its path and digest. Fingerprints are of this
+/// process (the hasher is seeded per process) and never stored.
+public struct ListedMembers: Sendable {
+    private var sizes: [UInt64] = []
+    private var paths: [Int] = []
+    private var digests: [Int] = []
+    private var blobData: [Bool] = []
+
+    public init() {}
+
+    public var count: Int { sizes.count }
+    public func size(at position: Int) -> UInt64 { sizes[position] }
+    public func isBlobData(at position: Int) -> Bool { blobData[position] }
+    func lists(path: String, at position: Int) -> Bool { paths[position] == path.hashValue }
+    func lists(digest: Digest, at position: Int) -> Bool { digests[position] == digest.hashValue }
+
+    mutating func append(_ member: IndexedMember) {
+        sizes.append(member.size)
+        paths.append(member.path.hashValue)
+        digests.append(member.digest.hashValue)
+        blobData.append(member.path.hasPrefix(Self.blobsPrefix))
+    }
+
+    static let blobsPrefix = Layout.registryRoot.description + "/blobs/"
 }

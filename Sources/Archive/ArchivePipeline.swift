@@ -28,7 +28,7 @@ final class ArchivePipeline: Sendable {
     struct Member: Sendable {
         var path: String
         var size: UInt64
-        var modified: Date
+        var mtime: TarTimestamp
         /// The digest the blob is named by; nil for links and upload files.
         var expected: Digest?
         var algorithm: Digest.Algorithm { expected?.algorithm ?? .sha256 }
@@ -172,6 +172,20 @@ final class ArchivePipeline: Sendable {
         }
     }
 
+    /// A link's mtime to the nanosecond: retention ages tags by these, and a `Date` (a Double
+    /// of seconds since 2001) keeps only about a tenth of a microsecond. Taken from the file
+    /// when the store is local and the file is still the one the snapshot read (same mtime to
+    /// the microsecond), else the snapshot's.
+    private static func linkTimestamp(_ link: BackupPlan.LinkFile, in storage: any StoreStorage) -> TarTimestamp {
+        let snapshot = ArchiveWriter.timestamp(link.modified)
+        guard let local = storage as? LocalStorage else { return snapshot }
+        var info = stat()
+        guard lstat(local.absolutePath(link.path), &info) == 0 else { return snapshot }
+        let precise = TarTimestamp(seconds: Int64(info.st_mtim.tv_sec), nanoseconds: UInt32(info.st_mtim.tv_nsec))
+        let drift = abs(Double(precise.seconds - snapshot.seconds) + (Double(precise.nanoseconds) - Double(snapshot.nanoseconds)) / 1e9)
+        return drift < 1e-6 ? precise : snapshot
+    }
+
     /// Fills the chunk's tar buffer with the next files or parts of one; false once none is left.
     private func render(into chunk: Chunk) throws -> Bool {
         chunk.reset()
@@ -184,7 +198,8 @@ final class ArchivePipeline: Sendable {
                     switch item {
                     case .link(let link):
                         let content = Array(link.target.description.utf8)
-                        let member = Member(path: link.path.description, size: UInt64(content.count), modified: link.modified)
+                        let member = Member(path: link.path.description, size: UInt64(content.count),
+                                            mtime: Self.linkTimestamp(link, in: storage))
                         var next = 0
                         try chunk.add(member, 0..<member.size) { region in
                             content.withUnsafeBytes { region.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[next..<(next + region.count)])) }
@@ -198,7 +213,7 @@ final class ArchivePipeline: Sendable {
                             let file = try storage.openForReading(path)
                             cursor.open = OpenFile(file: file, member: Member(
                                 path: path.description, size: UInt64(max(file.status.size, 0)),
-                                modified: file.status.modified, expected: blob.digest))
+                                mtime: ArchiveWriter.timestamp(file.status.modified), expected: blob.digest))
                         } catch {
                             cursor.findings.append(error.isNotFound
                                 ? .missingBlob(blob.digest, referencedBy: "the snapshot (gone since it was read)")
@@ -209,7 +224,7 @@ final class ArchivePipeline: Sendable {
                         // An upload that finished meanwhile is simply gone.
                         guard let file = try? storage.openForReading(path) else { continue }
                         cursor.open = OpenFile(file: file, member: Member(
-                            path: path.description, size: UInt64(max(file.status.size, 0)), modified: file.status.modified))
+                            path: path.description, size: UInt64(max(file.status.size, 0)), mtime: ArchiveWriter.timestamp(file.status.modified)))
                     }
                 }
                 guard var open = cursor.open else { continue }
@@ -321,7 +336,7 @@ private final class Chunk {
     func add(_ member: ArchivePipeline.Member, _ range: Range<UInt64>,
              content: (UnsafeMutableRawBufferPointer) throws -> Int) throws {
         var regions: [UnsafeRawBufferPointer] = []
-        try tar.addFilePart(member.path, mtime: ArchiveWriter.timestamp(member.modified), size: member.size, range: range) { region in
+        try tar.addFilePart(member.path, mtime: member.mtime, size: member.size, range: range) { region in
             let count = try content(region)
             regions.append(UnsafeRawBufferPointer(rebasing: region[0..<count]))
             return count

@@ -31,6 +31,7 @@ public struct Backup: Sendable {
     }
 
     public func run(output: String) async throws -> BackupResult {
+        try Self.checkOutput(output, storeRoot: sourceRoot)
         let catalog = try BackupCatalog.open(directory: catalogDirectory)
         let plan = try await plan(catalog: incremental ? catalog : nil)
         try await hooks.afterSnapshot()
@@ -42,6 +43,23 @@ public struct Backup: Sendable {
         let result = try await writer.write(plan, to: output)
         try await catalog.record(result.index, path: result.path, archiveBytes: result.archiveBytes)
         return result
+    }
+
+    /// Refuses an output whose directory is missing (named, rather than the hidden partial
+    /// file that could not be created), or lies in the registry tree of the store being
+    /// backed up: the registry would see the archive's partial file as store content, and the
+    /// store's disk is the one a backup must survive.
+    static func checkOutput(_ output: String, storeRoot: String) throws(ArchiveError) {
+        let directory = URL(fileURLWithPath: output).deletingLastPathComponent().path
+        guard let resolved = realpath(directory, nil) else { throw .outputDirectoryMissing(path: directory) }
+        defer { free(resolved) }
+        guard let root = realpath(storeRoot, nil) else { return }
+        defer { free(root) }
+        let tree = String(cString: root) + "/" + (Layout.registryRoot.components.first ?? "docker")
+        let outputDirectory = String(cString: resolved)
+        if outputDirectory == tree || outputDirectory.hasPrefix(tree + "/") {
+            throw .outputInsideStore(output: output, store: storeRoot)
+        }
     }
 
     /// - Parameter catalog: the chain to build on, for an incremental backup.
@@ -67,36 +85,40 @@ public struct Backup: Sendable {
 }
 
 /// `backup reindex DIR`: rebuilds the catalog from the indexes of the archives in a directory.
+///
+/// Every file of the directory but hidden ones (partial archives) and the catalog's own is
+/// taken for an archive: one whose table of contents cannot be read (cut short, empty, not an
+/// archive at all) is named in the outcome and recorded in the catalog as unreadable, so that
+/// `restore --latest` refuses instead of quietly restoring the chain before it.
 public struct Reindex {
     public init() {}
 
     public struct Outcome: Sendable, Encodable {
         public var archives: [String] = []
-        /// Files that look like archives but could not be read.
-        public var unreadable: [String] = []
+        /// Files that should be archives but could not be read, each with why.
+        public var unreadable: [UnreadableArchive] = []
     }
 
     public func run(directory: String, catalogDirectory: String) async throws -> Outcome {
         var outcome = Outcome()
         var found: [(index: ArchiveIndex, path: String, bytes: UInt64)] = []
+        guard let listing = opendir(directory) else { throw ArchiveError.io(path: directory, operation: "open directory", errno: .current) }
+        closedir(listing)
         let names = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
-        for name in names where !name.hasPrefix(".") {
+        for name in names where !name.hasPrefix(".") && !BackupCatalog.ownsFile(named: name) {
             let path = URL(fileURLWithPath: directory).appendingPathComponent(name).path
-            let reader: ArchiveReader
-            do {
-                reader = try ArchiveReader(path: path)
-            } catch .notAnArchive {
-                continue
+            do throws(ArchiveError) {
+                let reader = try ArchiveReader(path: path)
+                guard let index = reader.index else {
+                    throw ArchiveError.truncated(archive: path, reason: "no table of contents at its end (cut short, or a plain tar archive, which a catalog cannot hold)")
+                }
+                found.append((index, path, UInt64(reader.fileSize)))
+                outcome.archives.append(path)
             } catch {
-                outcome.unreadable.append("\(error)")
-                continue
+                outcome.unreadable.append(UnreadableArchive(path: path, reason: error.description))
             }
-            guard let index = reader.index else { continue }
-            let bytes = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? UInt64 ?? 0
-            found.append((index, path, bytes))
-            outcome.archives.append(path)
         }
-        try await BackupCatalog.open(directory: catalogDirectory).replaceAll(with: found)
+        try await BackupCatalog.open(directory: catalogDirectory).replaceAll(with: found, unreadable: outcome.unreadable)
         return outcome
     }
 }
@@ -132,14 +154,15 @@ public struct ArchiveVerifier {
                 archive.id = reader.index?.metadata.id
                 archive.kind = reader.index?.metadata.kind
                 archive.excludedBlobs = reader.index?.excluded.map { "\($0.digest) (hashed to \($0.actual))" } ?? []
+                var blobMembers = Set<Digest>()
                 try reader.forEachMember { member in
                     archive.members += 1
                     archive.bytes += member.entry.size
+                    if let digest = member.blobDigest { blobMembers.insert(digest) }
                     try member.readContent { _ in }
                 }
                 if let index = reader.index {
-                    let members = Set(index.members.map(\.path))
-                    if let absent = index.carriedBlobs.first(where: { !members.contains(Layout.blobData($0.digest).description) }) {
+                    if let absent = index.carriedBlobs.first(where: { !blobMembers.contains($0.digest) }) {
                         throw ArchiveError.indexMismatch(archive: path, reason: "blob \(absent.digest) is listed as carried but is no member")
                     }
                 }

@@ -1,5 +1,6 @@
 import Foundation
 import RegistryModel
+import RegistryStore
 import StateDatabase
 
 /// One archive as the catalog knows it.
@@ -12,6 +13,19 @@ public struct CatalogEntry: Sendable, Codable, Hashable {
     public var archiveBytes: Int64
     public var blobCount: Int
     public var blobBytes: Int64
+}
+
+/// A file of a backup directory that `reindex` took for an archive and could not read.
+public struct UnreadableArchive: Sendable, Codable, Hashable, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+
+    public var description: String { reason.hasPrefix(path) ? reason : "\(path): \(reason)" }
 }
 
 /// The chain of archives and the blobs each carries, in its own SQLite file
@@ -43,7 +57,30 @@ public actor BackupCatalog {
             PRIMARY KEY (archive, digest)
         ) WITHOUT ROWID;
         """,
+        """
+        CREATE TABLE unreadable_archives (
+            path TEXT PRIMARY KEY,
+            reason TEXT NOT NULL
+        );
+        """,
     ]
+
+    /// The catalog's database and SQLite's files beside it, which `reindex` does not take for
+    /// archives.
+    public static func ownsFile(named name: String) -> Bool {
+        [fileName, fileName + "-wal", fileName + "-shm", fileName + "-journal"].contains(name)
+    }
+
+    /// Opens the catalog of a directory that must already hold one: restore reads a catalog
+    /// and never makes an empty one (or the directory) where the operator mistyped a path.
+    public static func openExisting(directory: String) throws(ArchiveError) -> BackupCatalog {
+        let path = URL(fileURLWithPath: directory).appendingPathComponent(fileName).path
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw .catalog(path: path, reason: "cannot open it: \(Errno.current); rebuild it from the archives with `regkeeper backup reindex DIR --catalog \(directory)`")
+        }
+        return try open(directory: directory)
+    }
 
     public static func open(directory: String) throws(ArchiveError) -> BackupCatalog {
         let path = URL(fileURLWithPath: directory).appendingPathComponent(fileName).path
@@ -90,11 +127,20 @@ public actor BackupCatalog {
         }
     }
 
-    /// Replaces the whole catalog with what the given archives' indexes say (`backup reindex`).
-    public func replaceAll(with archives: [(index: ArchiveIndex, path: String, bytes: UInt64)]) throws(ArchiveError) {
+    /// Replaces the whole catalog with what the given archives' indexes say, and the files
+    /// that could not be read (`backup reindex`).
+    public func replaceAll(with archives: [(index: ArchiveIndex, path: String, bytes: UInt64)],
+                           unreadable: [UnreadableArchive]) throws(ArchiveError) {
         try wrapping {
             try connection.transaction {
-                try connection.execute("DELETE FROM archive_blobs; DELETE FROM archives")
+                try connection.execute("DELETE FROM archive_blobs; DELETE FROM archives; DELETE FROM unreadable_archives")
+                let damaged = try connection.prepare("INSERT INTO unreadable_archives (path, reason) VALUES (?, ?)")
+                for file in unreadable {
+                    damaged.reset()
+                    try damaged.bind(file.path, at: 1)
+                    try damaged.bind(file.reason, at: 2)
+                    try damaged.step()
+                }
                 // Parents before children, so the recorded order puts each chain's tip last.
                 let ordered = archives.sorted {
                     ($0.index.metadata.chain.count, $0.index.metadata.createdAt, $0.index.metadata.id)
@@ -151,6 +197,27 @@ public actor BackupCatalog {
             }
             return entries
         }
+    }
+
+    /// Files the last `reindex` could not read, in name order.
+    public func unreadableArchives() throws(ArchiveError) -> [UnreadableArchive] {
+        try wrapping {
+            let statement = try connection.prepare("SELECT path, reason FROM unreadable_archives ORDER BY path")
+            var files: [UnreadableArchive] = []
+            while try statement.step() {
+                files.append(UnreadableArchive(path: try statement.string(at: 0), reason: try statement.string(at: 1)))
+            }
+            return files
+        }
+    }
+
+    /// The chain `restore --latest` restores: refused while the catalog knows of unreadable
+    /// archives, since the newest backup may be among them and the chain before it is not
+    /// what the operator asked for.
+    public func latestRestorableChain() throws(ArchiveError) -> [CatalogEntry] {
+        let unreadable = try unreadableArchives()
+        guard unreadable.isEmpty else { throw .unreadableInCatalog(catalog: path, files: unreadable) }
+        return try chain()
     }
 
     /// The chain ending at the latest archive (or `id`), full archive first. Refuses a chain

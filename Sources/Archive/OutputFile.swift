@@ -17,12 +17,15 @@ final class OutputFile {
         let url = URL(fileURLWithPath: path)
         finalPath = url.path
         let directory = url.deletingLastPathComponent().path
+        var info = stat()
+        guard stat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { throw .outputDirectoryMissing(path: directory) }
         if FileManager.default.fileExists(atPath: finalPath) { throw .outputExists(path: finalPath) }
-        Self.removeAbandoned(directory: directory, name: url.lastPathComponent)
+        Self.removeAbandoned(directory: directory)
         temporaryPath = directory + "/" + Self.partialPrefix(url.lastPathComponent)
             + "\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw .io(path: temporaryPath, operation: "create", errno: .current) }
+        PartialArchives.add(temporaryPath)
     }
 
     deinit {
@@ -31,17 +34,23 @@ final class OutputFile {
             close(descriptor)
             unlink(temporaryPath)
         }
+        PartialArchives.remove(temporaryPath)
     }
 
     static func partialPrefix(_ name: String) -> String { "." + name + ".partial-" }
 
-    /// Partial files of runs that died (their pid is gone); a live run's file is left alone.
-    private static func removeAbandoned(directory: String, name: String) {
-        let prefix = partialPrefix(name)
+    /// Partial files of runs that died (their pid is gone), whatever archive name they were
+    /// for: the documented schedule writes dated names, so a later run never reuses the name
+    /// of a killed one. A live run's file is left alone; so is any name not of the form
+    /// `.NAME.partial-PID-HEX`.
+    private static func removeAbandoned(directory: String) {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
-        for entry in entries where entry.hasPrefix(prefix) {
-            let pid = entry.dropFirst(prefix.count).split(separator: "-").first.flatMap { Int32($0) }
-            if let pid, kill(pid, 0) != 0, errno == ESRCH {
+        for entry in entries where entry.hasPrefix(".") {
+            guard let marker = entry.range(of: ".partial-", options: .backwards), marker.lowerBound > entry.index(after: entry.startIndex) else { continue }
+            let suffix = entry[marker.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
+            guard suffix.count == 2, let pid = Int32(suffix[0]), pid > 0, !suffix[1].isEmpty,
+                  suffix[1].allSatisfy(\.isHexDigit) else { continue }
+            if kill(pid, 0) != 0, errno == ESRCH {
                 unlink(directory + "/" + entry)
             }
         }
@@ -93,6 +102,7 @@ final class OutputFile {
         guard fsync(descriptor) == 0 else { throw .io(path: temporaryPath, operation: "fsync", errno: .current) }
         close(descriptor)
         descriptor = -1
+        defer { PartialArchives.remove(temporaryPath) }
         guard regkeeper_rename_noreplace(AT_FDCWD, temporaryPath, AT_FDCWD, finalPath) == 0 else {
             let failure = Errno.current
             unlink(temporaryPath)
@@ -103,6 +113,23 @@ final class OutputFile {
         if directory >= 0 {
             fsync(directory)
             close(directory)
+        }
+    }
+}
+
+/// Partial archives being written by this process, so that the executable can remove them
+/// when SIGINT or SIGTERM ends it (a library installs no signal handler).
+public enum PartialArchives {
+    private static let paths = Mutex<Set<String>>([])
+
+    static func add(_ path: String) { _ = paths.withLock { $0.insert(path) } }
+    static func remove(_ path: String) { _ = paths.withLock { $0.remove(path) } }
+
+    /// Unlinks every partial archive still being written; called on the way out of a signal.
+    public static func removeAll() {
+        paths.withLock { paths in
+            for path in paths { unlink(path) }
+            paths.removeAll()
         }
     }
 }

@@ -34,13 +34,12 @@ final class StagingArea {
         }
     }
 
-    func path(_ storePath: StorePath) -> String { root + "/" + storePath.description }
-
     /// Creates the file (never replacing one: member paths are unique in a valid archive),
-    /// fills it with what `content` hands its sink, sets its mtime.
-    func write(_ storePath: StorePath, mtime: TarTimestamp,
+    /// fills it with what `content` hands its sink, sets its mtime. A second member of the
+    /// same path in `archive` fails as `duplicateMember`.
+    func write(_ storePath: StorePath, mtime: TarTimestamp, archive: String,
                content: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
-        try writer.create(storePath, mtime: mtime)
+        try writer.create(storePath, mtime: mtime, archive: archive)
         defer { writer.close() }
         try content { chunk in writer.append(chunk) }
     }
@@ -69,7 +68,7 @@ final class StagingArea {
 /// semaphores order every access to the ring, which is why it needs no lock.
 private final class StagingWriter: @unchecked Sendable {
     private enum Command {
-        case create(StorePath, TarTimestamp)
+        case create(StorePath, TarTimestamp, archive: String)
         case write(count: Int)
         case close
         case stop
@@ -108,9 +107,9 @@ private final class StagingWriter: @unchecked Sendable {
         buffers.deallocate()
     }
 
-    func create(_ path: StorePath, mtime: TarTimestamp) throws(ArchiveError) {
+    func create(_ path: StorePath, mtime: TarTimestamp, archive: String) throws(ArchiveError) {
         if let error = failure.withLock({ $0 }) { throw error }
-        send(.create(path, mtime))
+        send(.create(path, mtime, archive: archive))
     }
 
     func append(_ chunk: UnsafeRawBufferPointer) {
@@ -147,9 +146,10 @@ private final class StagingWriter: @unchecked Sendable {
     }
 
     private func run() {
-        var createdDirectories: Set<String> = []
+        var parents = ParentDirectories(root: root)
         var descriptor: Int32 = -1
         var path = ""
+        var member = ""
         var mtime = TarTimestamp(seconds: 0, nanoseconds: 0)
         var failed = false
         func fail(_ error: ArchiveError) {
@@ -163,18 +163,20 @@ private final class StagingWriter: @unchecked Sendable {
             let command = commands[slot]
             done += 1
             switch command {
-            case .create(let storePath, let time):
+            case .create(let storePath, let time, let archive):
                 guard !failed else { break }
                 path = root + "/" + storePath.description
+                member = storePath.description
                 mtime = time
-                do throws(ArchiveError) {
-                    try Self.makeParents(of: storePath, under: root, created: &createdDirectories)
-                } catch {
-                    fail(error)
+                if let failure = parents.make(for: storePath) {
+                    fail(.stagingWrite(member: member, operation: "mkdir", errno: failure))
                     break
                 }
                 descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-                if descriptor < 0 { fail(.io(path: path, operation: "create", errno: .current)) }
+                if descriptor < 0 {
+                    fail(errno == EEXIST ? .duplicateMember(archive: archive, member: member)
+                        : .stagingWrite(member: member, operation: "create", errno: .current))
+                }
             case .write(let count):
                 guard !failed, descriptor >= 0 else { break }
                 var written = 0
@@ -183,7 +185,7 @@ private final class StagingWriter: @unchecked Sendable {
                     let n = Foundation.write(descriptor, base + written, count - written)
                     if n < 0 {
                         if errno == EINTR { continue }
-                        fail(.io(path: path, operation: "write", errno: .current))
+                        fail(.stagingWrite(member: member, operation: "write", errno: .current))
                         break
                     }
                     written += n
@@ -192,7 +194,7 @@ private final class StagingWriter: @unchecked Sendable {
                 guard descriptor >= 0 else { break }
                 var times = [timespec(tv_sec: Int(mtime.seconds), tv_nsec: Int(mtime.nanoseconds)),
                              timespec(tv_sec: Int(mtime.seconds), tv_nsec: Int(mtime.nanoseconds))]
-                if !failed, futimens(descriptor, &times) != 0 { fail(.io(path: path, operation: "set times", errno: .current)) }
+                if !failed, futimens(descriptor, &times) != 0 { fail(.stagingWrite(member: member, operation: "set times", errno: .current)) }
                 Foundation.close(descriptor)
                 descriptor = -1
             case .stop:
@@ -204,14 +206,34 @@ private final class StagingWriter: @unchecked Sendable {
             tickets.signal()
         }
     }
+}
 
-    private static func makeParents(of storePath: StorePath, under root: String, created: inout Set<String>) throws(ArchiveError) {
-        var current = root
-        for component in storePath.components.dropLast() {
-            current += "/" + component
-            if created.contains(current) { continue }
-            if mkdir(current, 0o755) != 0, errno != EEXIST { throw .io(path: current, operation: "mkdir", errno: .current) }
-            created.insert(current)
+/// The parent directories of the files being staged, made as needed. Members come grouped by
+/// directory (tar order), so only the directories of the previous file are remembered, not
+/// every one made: a store of a million links has a million directories, and a set of their
+/// paths cost more than the rest of a restore. A directory made earlier and met again is
+/// found by `mkdir`'s EEXIST.
+private struct ParentDirectories {
+    let root: String
+    private var previous: [String] = []
+
+    init(root: String) { self.root = root }
+
+    /// Nil when every parent directory of `path` exists, else why one could not be made.
+    mutating func make(for path: StorePath) -> Errno? {
+        let parents = path.components.dropLast()
+        var common = 0
+        while common < min(parents.count, previous.count), parents[parents.startIndex + common] == previous[common] { common += 1 }
+        var current = root + "/" + parents.prefix(common).joined(separator: "/")
+        for component in parents.dropFirst(common) {
+            current += (current.hasSuffix("/") ? "" : "/") + component
+            if mkdir(current, 0o755) != 0, errno != EEXIST {
+                previous = []
+                return .current
+            }
         }
+        previous = Array(parents)
+        return nil
     }
 }
+

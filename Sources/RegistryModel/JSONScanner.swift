@@ -28,6 +28,9 @@ package struct JSONScanner {
         self.bytes = bytes
     }
 
+    /// Bytes read so far: what a caller reading a large document may give back behind it.
+    package var offset: Int { position }
+
     // MARK: Structure
 
     /// Calls `body` with each key of an object, positioned at its value; `body` must consume it.

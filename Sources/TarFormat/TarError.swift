@@ -48,23 +48,23 @@ public enum TarError: Error, Sendable, Hashable, CustomStringConvertible {
         case .notATar(let offset):
             "not a tar archive: no valid header at offset \(offset)"
         case .badChecksum(let member, let offset):
-            "tar header checksum mismatch for '\(member)' at offset \(offset)"
+            "tar header checksum mismatch for '\(member.escapedForTerminal)' at offset \(offset)"
         case .truncated(let member, let offset):
-            "tar archive truncated in '\(member)' at offset \(offset)"
+            "tar archive truncated in '\(member.escapedForTerminal)' at offset \(offset)"
         case .missingEndOfArchive(let offset):
             "tar archive ends at offset \(offset) without an end-of-archive marker (truncated)"
         case .absolutePath(let member, let offset):
-            "refusing absolute path '\(member)' at offset \(offset)"
+            "refusing absolute path '\(member.escapedForTerminal)' at offset \(offset)"
         case .parentDirectoryComponent(let member, let offset):
-            "refusing path with '..' component '\(member)' at offset \(offset)"
+            "refusing path with '..' component '\(member.escapedForTerminal)' at offset \(offset)"
         case .emptyPath(let offset):
             "refusing member with an empty path at offset \(offset)"
         case .unsupportedMember(let member, let type, let offset):
-            "refusing \(type) '\(member)' at offset \(offset)"
+            "refusing \(type) '\(member.escapedForTerminal)' at offset \(offset)"
         case .malformedHeader(let member, let offset, let reason):
-            "malformed tar header for '\(member)' at offset \(offset): \(reason)"
+            "malformed tar header for '\(member.escapedForTerminal)' at offset \(offset): \(reason)"
         case .contentShorterThanDeclared(let member, let declared, let written):
-            "content of '\(member)' ended after \(written) of \(declared) declared bytes"
+            "content of '\(member.escapedForTerminal)' ended after \(written) of \(declared) declared bytes"
         }
     }
 }

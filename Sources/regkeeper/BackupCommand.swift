@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Operations
 import RegistryStore
+import TarFormat
 
 struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -62,51 +63,69 @@ struct BackupCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        guard outputFile != nil || dryRun else {
+            throw CommandFailure("give --output FILE (or a subcommand: list, reindex, verify)", status: ExitStatus.failure)
+        }
+        let location = try store.location()
+        if !dryRun { removePartialArchivesOnSignal() }
+        let lock = try takeLock(location, .shared, wait: store.lockWait)
+        defer { withExtendedLifetime(lock) {} }
+        var backup = Backup(
+            storage: try openStorage(location), catalogDirectory: catalog ?? location.stateDirectory,
+            toolVersion: "regkeeper " + (Regkeeper.configuration.version), sourceRoot: location.root)
+        backup.incremental = incremental
+        backup.includeGarbage = includeGarbage
+        backup.level = level
+        backup.jobs = output.jobs
+        backup.reporter = output.reporter
+        guard let outputFile, !dryRun else { return try await showPlan(backup) }
+        let result: BackupResult
+        let started = Date()
         do {
-            guard outputFile != nil || dryRun else {
-                throw CommandFailure("give --output FILE (or a subcommand: list, reindex, verify)", status: ExitStatus.failure)
-            }
-            let location = try store.location()
-            let lock = try takeLock(location, .shared, wait: store.lockWait)
-            defer { withExtendedLifetime(lock) {} }
-            var backup = Backup(
-                storage: try openStorage(location), catalogDirectory: catalog ?? location.stateDirectory,
-                toolVersion: "regkeeper " + (Regkeeper.configuration.version), sourceRoot: location.root)
-            backup.incremental = incremental
-            backup.includeGarbage = includeGarbage
-            backup.level = level
-            backup.jobs = output.jobs
-            backup.reporter = output.reporter
-            guard let outputFile, !dryRun else { return try await showPlan(backup) }
-            let result: BackupResult
-            let started = Date()
+            result = try await backup.run(output: outputFile)
+        } catch let error as ArchiveError {
+            throw CommandFailure(error.description, status: ExitStatus.failure)
+        }
+        if let metricsFile {
             do {
-                result = try await backup.run(output: outputFile)
-            } catch let error as ArchiveError {
-                throw CommandFailure(error.description, status: ExitStatus.failure)
+                try MetricsFile.backup(result, started: started, ended: Date()).write(to: metricsFile)
+            } catch {
+                throw CommandFailure("\(error)", status: ExitStatus.failure)
             }
-            if let metricsFile {
-                do {
-                    try MetricsFile.backup(result, started: started, ended: Date()).write(to: metricsFile)
-                } catch {
-                    throw CommandFailure("\(error)", status: ExitStatus.failure)
-                }
-            }
-            if output.json {
-                try writeJSON(result)
-            } else if !output.quiet {
-                let metadata = result.index.metadata
-                printLine("\(metadata.kind) archive \(result.id) written to \(result.path)")
-                printLine("\(result.blobsWritten) blobs (\(result.blobBytesWritten.formattedBytes)), \(result.linksWritten) links, \(result.inheritedBlobs) blobs in earlier archives; archive \(Int64(result.archiveBytes).formattedBytes)")
-                if let parent = metadata.parent { printLine("builds on \(parent)") }
-            }
-            if !result.findings.isEmpty {
-                throw storeProblems(result.findings)
-            }
-        } catch let failure as CommandFailure {
-            throw fail(failure)
+        }
+        if output.json {
+            try writeJSON(result)
+        } else if !output.quiet {
+            let metadata = result.index.metadata
+            printLine("\(metadata.kind) archive \(result.id) written to \(result.path)")
+            printLine("\(result.blobsWritten) blobs (\(result.blobBytesWritten.formattedBytes)), \(result.linksWritten) links, \(result.inheritedBlobs) blobs in earlier archives; archive \(Int64(result.archiveBytes).formattedBytes)")
+            if let parent = metadata.parent { printLine("builds on \(parent)") }
+        }
+        if !result.findings.isEmpty {
+            throw storeProblems(result.findings)
         }
     }
+}
+
+/// SIGINT and SIGTERM remove this run's partial archive, then end the process as the signal
+/// would have: a killed cron backup leaves no hidden file behind. Made once (a global is
+/// initialized once, thread-safely), never changed, and kept for the life of the process: a
+/// released source stops delivering.
+nonisolated(unsafe) private let partialArchiveSignalSources: [any DispatchSourceSignal] = [SIGINT, SIGTERM].map { number in
+    signal(number, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+    source.setEventHandler {
+        PartialArchives.removeAll()
+        signal(number, SIG_DFL)
+        // To the process, not this thread: libdispatch's threads block signals.
+        kill(getpid(), number)
+    }
+    source.resume()
+    return source
+}
+
+private func removePartialArchivesOnSignal() {
+    _ = partialArchiveSignalSources
 }
 
 extension BackupCommand {
@@ -140,14 +159,12 @@ extension BackupCommand {
     }
 }
 
-/// Where the catalog is: --catalog, else the store's state directory.
-struct CatalogOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Directory of the backup catalog (default: the state directory).", valueName: "dir"))
-    var catalog: String?
-
-    @OptionGroup var store: StoreOptions
-
-    func directory() throws -> String {
+extension BackupCommand {
+    /// Where the catalog is: --catalog, else the store's state directory. The subcommands
+    /// take `--catalog`, `--json` and the store options from here: ArgumentParser hands an
+    /// option both a command and its subcommand declare to the command, so a subcommand's
+    /// own declaration would stay unset.
+    func catalogDirectory() throws -> String {
         if let catalog { return catalog }
         return try store.stateLocation().stateDirectory
     }
@@ -157,33 +174,43 @@ struct BackupListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
         abstract: "Show the archives in the backup catalog and what each builds on.",
-        discussion: "EXIT STATUS: 0 success; 1 could not read the catalog."
+        discussion: """
+            Options (see `regkeeper backup --help`): --catalog DIR, else the state directory of \
+            --root or --config; --json.
+
+            Lists, as UNREADABLE, the files the last reindex could not read.
+
+            EXIT STATUS: 0 success; 1 could not read the catalog (or there is none).
+            """
     )
 
-    @OptionGroup var catalog: CatalogOptions
-
-    @Flag(name: .long, help: "Print the catalog as JSON.")
-    var json = false
+    @ParentCommand var backup: BackupCommand
 
     func run() async throws {
+        let entries: [CatalogEntry]
+        let unreadable: [UnreadableArchive]
         do {
-            let entries: [CatalogEntry]
-            do {
-                entries = try await BackupCatalog.open(directory: try catalog.directory()).archives()
-            } catch let error as ArchiveError {
-                throw CommandFailure(error.description, status: ExitStatus.failure)
-            }
-            if json { return try writeJSON(entries) }
-            if entries.isEmpty { printLine("no archives recorded") }
-            let formatter = ISO8601DateFormatter()
-            for entry in entries {
-                let parent = entry.parent.map { " on \($0)" } ?? ""
-                printLine("\(entry.id)  \(entry.kind.rawValue)\(parent)  \(formatter.string(from: entry.createdAt))  \(entry.blobCount) blobs \(entry.blobBytes.formattedBytes), archive \(entry.archiveBytes.formattedBytes)  \(entry.path)")
-            }
-        } catch let failure as CommandFailure {
-            throw fail(failure)
+            let catalog = try BackupCatalog.openExisting(directory: try backup.catalogDirectory())
+            entries = try await catalog.archives()
+            unreadable = try await catalog.unreadableArchives()
+        } catch let error as ArchiveError {
+            throw CommandFailure(error.description, status: ExitStatus.failure)
+        }
+        if backup.output.json { return try writeJSON(CatalogListing(archives: entries, unreadable: unreadable)) }
+        if entries.isEmpty { printLine("no archives recorded") }
+        for file in unreadable { printLine("UNREADABLE \(file.description.escapedForTerminal)") }
+        let formatter = ISO8601DateFormatter()
+        for entry in entries {
+            let parent = entry.parent.map { " on \($0)" } ?? ""
+            printLine("\(entry.id)  \(entry.kind.rawValue)\(parent)  \(formatter.string(from: entry.createdAt))  \(entry.blobCount) blobs \(entry.blobBytes.formattedBytes), archive \(entry.archiveBytes.formattedBytes)  \(entry.path)")
         }
     }
+}
+
+/// `backup list --json`: the archives, and the files the last reindex could not read.
+struct CatalogListing: Encodable {
+    var archives: [CatalogEntry]
+    var unreadable: [UnreadableArchive]
 }
 
 struct BackupReindexCommand: AsyncParsableCommand {
@@ -191,40 +218,39 @@ struct BackupReindexCommand: AsyncParsableCommand {
         commandName: "reindex",
         abstract: "Rebuild the backup catalog from the archives in a directory.",
         discussion: """
-            Reads the index at the end of every archive in DIR (nothing is decompressed) and \
-            replaces the catalog's content with them.
+            Reads the index at the end of every file in DIR but hidden ones and the catalog's \
+            own (nothing is decompressed) and replaces the catalog's content with them. A file \
+            that is no readable archive (cut short, empty, damaged, not an archive) is named \
+            and recorded as unreadable: `restore --latest` then refuses, since it may be the \
+            newest backup. Options (see `regkeeper backup --help`): --catalog DIR, --json, --quiet.
 
-            EXIT STATUS: 0 success; 1 could not run; 4 rebuilt, but some archives were unreadable.
+            EXIT STATUS: 0 success; 1 could not run; 4 rebuilt, but some files were unreadable \
+            (each is named).
             """
     )
 
     @Argument(help: ArgumentHelp("Directory holding the archives.", valueName: "dir"))
     var directory: String
 
-    @OptionGroup var catalog: CatalogOptions
-
-    @Flag(name: .long, help: "Print the result as JSON.")
-    var json = false
+    @ParentCommand var backup: BackupCommand
 
     func run() async throws {
+        let outcome: Reindex.Outcome
         do {
-            let outcome: Reindex.Outcome
-            do {
-                outcome = try await Reindex().run(directory: directory, catalogDirectory: try catalog.directory())
-            } catch let failure as CommandFailure {
-                throw failure
-            } catch {
-                throw CommandFailure("\(error)", status: ExitStatus.failure)
-            }
-            if json { try writeJSON(outcome) } else {
-                printLine("catalog rebuilt from \(outcome.archives.count) archive(s)")
-                for problem in outcome.unreadable { printLine("unreadable: \(problem)") }
-            }
-            if !outcome.unreadable.isEmpty {
-                throw CommandFailure("\(outcome.unreadable.count) archive(s) could not be read", status: ExitStatus.partialFailure)
-            }
+            outcome = try await Reindex().run(directory: directory, catalogDirectory: try backup.catalogDirectory())
         } catch let failure as CommandFailure {
-            throw fail(failure)
+            throw failure
+        } catch {
+            throw CommandFailure("\(error)", status: ExitStatus.failure)
+        }
+        if backup.output.json { try writeJSON(outcome) } else if !backup.output.quiet {
+            printLine("catalog rebuilt from \(outcome.archives.count) archive(s)")
+        }
+        if !outcome.unreadable.isEmpty {
+            throw CommandFailure(
+                "\(outcome.unreadable.count) file(s) in \(directory) could not be read as archives and are not in the catalog; restore --latest refuses until they are moved away and the directory reindexed:\n  "
+                    + outcome.unreadable.map { $0.description.escapedForTerminal }.joined(separator: "\n  "),
+                status: ExitStatus.partialFailure)
         }
     }
 }
@@ -246,8 +272,7 @@ struct BackupVerifyCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("Archives, a full one first then its incrementals.", valueName: "file"))
     var files: [String]
 
-    @Flag(name: .long, help: "Print the report as JSON.")
-    var json = false
+    @ParentCommand var backup: BackupCommand
 
     func validate() throws {
         if files.isEmpty { throw ValidationError("give at least one archive") }
@@ -255,7 +280,7 @@ struct BackupVerifyCommand: AsyncParsableCommand {
 
     func run() async throws {
         let report = ArchiveVerifier().verify(files)
-        if json {
+        if backup.output.json {
             try writeJSON(report)
         } else {
             for archive in report.archives {
@@ -270,7 +295,7 @@ struct BackupVerifyCommand: AsyncParsableCommand {
             if let chain = report.chainError { printLine("FAILED chain: \(chain)") }
         }
         if !report.isValid {
-            throw fail(CommandFailure("verification failed", status: ExitStatus.refused))
+            throw CommandFailure("verification failed", status: ExitStatus.refused)
         }
     }
 }

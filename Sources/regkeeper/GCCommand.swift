@@ -75,11 +75,7 @@ struct GCCommand: AsyncParsableCommand {
     var trashKeep: TimeSpan?
 
     func run() async throws {
-        do {
-            try await collect()
-        } catch let failure as CommandFailure {
-            throw fail(failure)
-        }
+        try await collect()
     }
 
     private func collect() async throws {
@@ -198,28 +194,24 @@ struct UndoCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let location = try store.location()
+        let lock = try takeLock(location, .exclusive, wait: store.lockWait)
+        defer { withExtendedLifetime(lock) {} }
+        let undo = UndoGarbageCollection(storage: try openStorage(location), location: location, arguments: CommandLine.arguments.joined(separator: " "))
+        let (number, restoration): (Int64, Trash.Restoration)
         do {
-            let location = try store.location()
-            let lock = try takeLock(location, .exclusive, wait: store.lockWait)
-            defer { withExtendedLifetime(lock) {} }
-            let undo = UndoGarbageCollection(storage: try openStorage(location), location: location, arguments: CommandLine.arguments.joined(separator: " "))
-            let (number, restoration): (Int64, Trash.Restoration)
-            do {
-                (number, restoration) = try await undo.run(last ? nil : run)
-            } catch let failure as UndoGarbageCollection.Failure {
-                throw CommandFailure(failure.description, status: ExitStatus.failure)
-            }
-            if json {
-                try writeJSON(restoration)
-            } else {
-                printLine("run \(number): restored \(restoration.restored.count) item(s)")
-                for refusal in restoration.refused { printLine("kept in the trash: \(refusal.path): \(refusal.reason)") }
-            }
-            if !restoration.refused.isEmpty {
-                throw CommandFailure("\(restoration.refused.count) item(s) were re-created since run \(number) and stay in the trash", status: ExitStatus.partialFailure)
-            }
-        } catch let failure as CommandFailure {
-            throw fail(failure)
+            (number, restoration) = try await undo.run(last ? nil : run)
+        } catch let failure as UndoGarbageCollection.Failure {
+            throw CommandFailure(failure.description, status: ExitStatus.failure)
+        }
+        if json {
+            try writeJSON(restoration)
+        } else {
+            printLine("run \(number): restored \(restoration.restored.count) item(s)")
+            for refusal in restoration.refused { printLine("kept in the trash: \(refusal.path): \(refusal.reason)") }
+        }
+        if !restoration.refused.isEmpty {
+            throw CommandFailure("\(restoration.refused.count) item(s) were re-created since run \(number) and stay in the trash", status: ExitStatus.partialFailure)
         }
     }
 }

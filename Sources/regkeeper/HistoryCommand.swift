@@ -29,17 +29,13 @@ struct HistoryListCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        do {
-            guard let state = try openHistory(store) else {
-                if json { try writeJSON([RunSummary]()) } else { printLine("no runs recorded yet") }
-                return
-            }
-            let runs = try await readHistory { try await state.runs(limit: limit) }
-            if json { return try writeJSON(runs) }
-            for run in runs { printLine(describe(run)) }
-        } catch let failure as CommandFailure {
-            throw fail(failure)
+        guard let state = try openHistory(store) else {
+            if json { try writeJSON([RunSummary]()) } else { printLine("no runs recorded yet") }
+            return
         }
+        let runs = try await readHistory { try await state.runs(limit: limit) }
+        if json { return try writeJSON(runs) }
+        for run in runs { printLine(describe(run)) }
     }
 }
 
@@ -55,24 +51,20 @@ struct HistoryShowCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        do {
-            guard let state = try openHistory(store) else {
-                throw CommandFailure("no run \(run): no runs recorded yet", status: ExitStatus.failure)
-            }
-            let id = RunID(rawValue: run)
-            let detail = try await readHistory { try await state.run(id) }
-            if json { return try writeJSON(detail) }
-            printLine(describe(detail.summary))
-            printLine("  command: \(detail.summary.arguments)")
-            for deletion in detail.deletions {
-                var subject = deletion.repository ?? ""
-                if let tag = deletion.tag { subject += ":\(tag)" }
-                if let digest = deletion.digest { subject += (subject.isEmpty ? "" : " ") + "(\(digest))" }
-                let bytes = deletion.bytes > 0 ? " \(deletion.bytes.formattedBytes)" : ""
-                printLine("  \(deletion.kind) \(subject)\(bytes): \(deletion.reason)")
-            }
-        } catch let failure as CommandFailure {
-            throw fail(failure)
+        guard let state = try openHistory(store) else {
+            throw CommandFailure("no run \(run): no runs recorded yet", status: ExitStatus.failure)
+        }
+        let id = RunID(rawValue: run)
+        let detail = try await readHistory { try await state.run(id) }
+        if json { return try writeJSON(detail) }
+        printLine(describe(detail.summary))
+        printLine("  command: \(detail.summary.arguments)")
+        for deletion in detail.deletions {
+            var subject = deletion.repository ?? ""
+            if let tag = deletion.tag { subject += ":\(tag)" }
+            if let digest = deletion.digest { subject += (subject.isEmpty ? "" : " ") + "(\(digest))" }
+            let bytes = deletion.bytes > 0 ? " \(deletion.bytes.formattedBytes)" : ""
+            printLine("  \(deletion.kind) \(subject)\(bytes): \(deletion.reason)")
         }
     }
 }

@@ -51,7 +51,7 @@ struct PolicyCheckCommand: AsyncParsableCommand {
             }
         }
         if invalid > 0 {
-            throw fail(CommandFailure("\(invalid) of \(files.count) policy file(s) are invalid", status: ExitStatus.failure))
+            throw CommandFailure("\(invalid) of \(files.count) policy file(s) are invalid", status: ExitStatus.failure)
         }
     }
 }

@@ -28,9 +28,9 @@ struct Regkeeper: AsyncParsableCommand {
         subcommands: [GCCommand.self, VerifyCommand.self, BackupCommand.self, RestoreCommand.self, RetainCommand.self, PolicyCommand.self, HistoryCommand.self, ReportCommand.self]
     )
 
-    /// ArgumentParser's own `main`, except that a usage error is one `regkeeper:` line like
-    /// every other failure (cron mails and journald show it whole) instead of the error, the
-    /// usage and a pointer to --help.
+    /// ArgumentParser's own `main`, except that every failure ends here as one `regkeeper:`
+    /// line (cron mails and journald show it whole) with the status `ExitStatus` documents:
+    /// a `ReportedFailure` with its own, a usage error with 64, anything unforeseen with 1.
     static func main() async {
         do {
             var command = try await asyncParseAsRoot()
@@ -39,13 +39,24 @@ struct Regkeeper: AsyncParsableCommand {
             } else {
                 try command.run()
             }
-        } catch {
-            let status = exitCode(for: error)
-            guard status == .validationFailure else { exit(withError: error) }
-            let message = message(for: error).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
-            FileHandle.standardError.write(Data("regkeeper: \(message) (see '\(commandPath(CommandLine.arguments.dropFirst())) --help')\n".utf8))
+        } catch let failure as any ReportedFailure {
+            report(failure.description, status: failure.exitStatus)
+        } catch let status as ExitCode {
             exit(withError: status)
+        } catch {
+            switch exitCode(for: error) {
+            case .success: exit(withError: error)  // --help, --version
+            case ExitStatus.usage: break
+            default: report("\(error)", status: ExitStatus.failure)
+            }
+            let message = message(for: error).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+            report("\(message) (see '\(commandPath(CommandLine.arguments.dropFirst())) --help')", status: ExitStatus.usage)
         }
+    }
+
+    private static func report(_ message: String, status: ExitCode) -> Never {
+        FileHandle.standardError.write(Data("regkeeper: \(message)\n".utf8))
+        exit(withError: status)
     }
 
     /// `regkeeper gc undo`: the command the arguments name, to point at its own --help.

@@ -35,22 +35,18 @@ struct ReportCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        do {
-            let location = try store.location()
-            let lock = try takeLock(location, .shared, wait: store.lockWait)
-            defer { withExtendedLifetime(lock) {} }
-            let report = try await StoreReporter(
-                storage: try openStorage(location), jobs: output.jobs, top: top, uploadMaxAge: uploadMaxAge
-            ).report()
-            if output.json { try writeJSON(report) } else if !output.quiet { render(report) }
-            guard report.reclaimableIsKnown else {
-                throw CommandFailure(
-                    (["what gc would free is unknown: \(report.unreadable.count) path(s) cannot be read, and gc refuses to sweep until they can:"]
-                        + report.unreadable.map { "  \($0)" }).joined(separator: "\n"),
-                    status: ExitStatus.refused)
-            }
-        } catch let failure as CommandFailure {
-            throw fail(failure)
+        let location = try store.location()
+        let lock = try takeLock(location, .shared, wait: store.lockWait)
+        defer { withExtendedLifetime(lock) {} }
+        let report = try await StoreReporter(
+            storage: try openStorage(location), jobs: output.jobs, top: top, uploadMaxAge: uploadMaxAge
+        ).report()
+        if output.json { try writeJSON(report) } else if !output.quiet { render(report) }
+        guard report.reclaimableIsKnown else {
+            throw CommandFailure(
+                (["what gc would free is unknown: \(report.unreadable.count) path(s) cannot be read, and gc refuses to sweep until they can:"]
+                    + report.unreadable.map { "  \($0)" }).joined(separator: "\n"),
+                status: ExitStatus.refused)
         }
     }
 

@@ -6,6 +6,7 @@ import StateDatabase
 import Operations
 import RegistryModel
 import RegistryStore
+import TarFormat
 
 struct RestoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,9 +22,15 @@ struct RestoreCommand: AsyncParsableCommand {
             member the same way, writes nothing, and tells what would be restored and, with \
             --merge, which of the target's differing files would be kept. A refused archive (truncated, corrupt, \
             a flipped byte, '..', absolute paths, links, a broken chain) leaves the target as it \
-            was. A non-empty target is refused unless --merge, which adds what is missing (blobs, \
-            then _layers, revisions, tags) and never replaces a file. Stop the registry first, or \
-            restart it afterwards.
+            was, and a refused restore creates nothing (no target directory, no state \
+            database). A restore writes no more than the index declares (its sum must fit in \
+            the free space; a member the index lists with another size is refused before it \
+            is written); a plain tar's members are capped by --max-member-size; members under \
+            docker/ outside the registry layout are refused. --latest refuses while the \
+            catalog records unreadable archives. A non-empty target is refused unless --merge, which adds what is missing (blobs, \
+            then _layers, revisions, tags) and never replaces a file; a merge cut short leaves \
+            whole files and no link to an absent blob, and running it again completes it. \
+            Stop the registry first, or restart it afterwards.
 
             EXIT STATUS: 0 success; 1 could not run; 2 another run holds the target's lock; 3 \
             refused (bad archive, broken chain, non-empty target), nothing changed; 4 restored, \
@@ -71,75 +78,106 @@ struct RestoreCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: ArgumentHelp("Log to standard error from this level up: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
     var logLevel: Logger.Level = .warning
 
+    @Option(name: .customLong("max-member-size"), parsing: .unconditional, help: .size("The largest member a plain tar archive may hold (default 4GiB); a regkeeper archive's index bounds its own."), transform: ByteCount.init(parsing:))
+    var maxMemberSize: ByteCount?
+
     func validate() throws {
         if latest != files.isEmpty { throw ValidationError("give archives, or --catalog DIR --latest") }
         if latest, catalog == nil { throw ValidationError("--latest needs --catalog DIR") }
+        if let maxMemberSize, maxMemberSize.bytes == 0 { throw ValidationError("--max-member-size: give a positive size such as 8GiB, not 0") }
         if let bad = repositories.first(where: { RepositoryName($0) == nil }) { throw ValidationError("'\(bad)' is not a repository name") }
     }
 
     func run() async throws {
-        if root.hasPrefix("s3://") {
-            do {
-                return try await restoreIntoBucket()
-            } catch let failure as CommandFailure {
-                throw fail(failure)
-            }
-        }
+        if root.hasPrefix("s3://") { return try await restoreIntoBucket() }
+        let target = URL(fileURLWithPath: root).standardizedFileURL.path
+        let wait = Duration.seconds(self.wait.seconds)
+        var options = RestoreOptions(merge: merge, dryRun: dryRun)
+        if !repositories.isEmpty { options.repositories = Set(repositories.compactMap { RepositoryName($0) }) }
+        if let maxMemberSize { options.maxPlainMemberSize = UInt64(maxMemberSize.bytes) }
+        // Everything that can be refused without the lock is refused before the target,
+        // its lock or its state database exist: "not changed" must be true.
+        let chain: ArchiveChain
         do {
-            let target = URL(fileURLWithPath: root).standardizedFileURL.path
-            let wait = Duration.seconds(self.wait.seconds)
-            // A dry run only reads the target, and an absent one needs no lock at all.
-            var lock: StoreLock?
-            if !dryRun {
-                try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-                lock = try takeLock(StoreLocation(root: target), .exclusive, wait: wait)
-            } else if FileManager.default.fileExists(atPath: target) {
-                lock = try takeLock(StoreLocation(root: target), .shared, wait: wait)
-            }
-            defer { withExtendedLifetime(lock) {} }
-            let result: RestoreResult
+            chain = try await openChain(target: target, options: options)
+        } catch {
+            throw failure(error, target: target)
+        }
+        let location = StoreLocation(root: target)
+        let created = CreatedPaths(target: target, stateDirectory: location.stateDirectory)
+        // A dry run only reads the target, and an absent one needs no lock at all.
+        var lock: StoreLock?
+        if !dryRun {
             do {
-                var paths = files
-                if latest, let catalog {
-                    paths = try await BackupCatalog.open(directory: catalog).chain().map(\.path)
-                }
-                let chain = try ArchiveChain(try paths.map { path throws(ArchiveError) in try ArchiveReader(path: path) })
-                var options = RestoreOptions(merge: merge, dryRun: dryRun)
-                if !repositories.isEmpty { options.repositories = Set(repositories.compactMap { RepositoryName($0) }) }
-                let reporter = commandReporter(quiet: quiet || json, logLevel: logLevel)
-                if dryRun {
-                    // Changes nothing, so it is no run of the target's history.
-                    var executor = RestoreExecutor(target: target, options: options)
-                    executor.reporter = reporter
-                    result = try executor.restore(chain)
-                } else {
-                    var restore = RecordedRestore(target: target, options: options, arguments: CommandLine.arguments.joined(separator: " "))
-                    restore.reporter = reporter
-                    result = try await restore.run(chain)
-                }
-            } catch let error as StateStoreError {
-                throw CommandFailure("cannot record the run in \(target)'s state database: \(error)", status: ExitStatus.failure)
-            } catch let error as ArchiveError {
-                switch error {
-                case .io, .storage, .catalog, .noFullBackup:
-                    throw CommandFailure(error.description, status: ExitStatus.failure)
-                default:
-                    throw CommandFailure(error.description + "; \(target) was not changed", status: ExitStatus.refused)
-                }
+                try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+            } catch {
+                throw CommandFailure("cannot create \(target): \((error as NSError).localizedDescription)", status: ExitStatus.failure)
             }
-            if json {
-                try writeJSON(result)
-            } else if !quiet {
-                let (restored, kept, skipped) = dryRun ? ("dry run: would restore", "would keep", "would skip") : ("restored", "kept", "skipped")
-                printLine("\(restored) \(result.blobs) blobs (\(result.blobBytes.formattedBytes)), \(result.links) links, \(result.otherFiles) other files into \(target)")
-                for conflict in result.conflicts { printLine("\(kept): \(conflict)") }
-                for member in result.skipped { printLine("\(skipped): \(member)") }
+            lock = try takeLock(location, .exclusive, wait: wait)
+        } else if FileManager.default.fileExists(atPath: target) {
+            lock = try takeLock(location, .shared, wait: wait)
+        }
+        defer { withExtendedLifetime(lock) {} }
+        let result: RestoreResult
+        do {
+            let reporter = commandReporter(quiet: quiet || json, logLevel: logLevel)
+            if dryRun {
+                // Changes nothing, so it is no run of the target's history.
+                var executor = RestoreExecutor(target: target, options: options)
+                executor.reporter = reporter
+                result = try executor.restore(chain)
+            } else {
+                var restore = RecordedRestore(target: target, options: options, arguments: CommandLine.arguments.joined(separator: " "))
+                restore.reporter = reporter
+                result = try await restore.run(chain)
             }
-            if !result.conflicts.isEmpty || result.skipped.contains(where: { $0.hasPrefix("blob ") }) {
-                throw CommandFailure("\(dryRun ? "a restore would end" : "restored") with \(result.conflicts.count) conflict(s) and \(result.skipped.count) skipped member(s)", status: ExitStatus.partialFailure)
-            }
-        } catch let failure as CommandFailure {
-            throw fail(failure)
+        } catch let error as StateStoreError {
+            created.removeIfUnchanged()
+            throw CommandFailure("cannot record the run in \(target)'s state database: \(error)", status: ExitStatus.failure)
+        } catch let error as ArchiveError {
+            if case .mergeInterrupted = error {} else { created.removeIfUnchanged() }
+            throw failure(error, target: target)
+        }
+        if json {
+            try writeJSON(result)
+        } else if !quiet {
+            let (restored, kept, skipped) = dryRun ? ("dry run: would restore", "would keep", "would skip") : ("restored", "kept", "skipped")
+            printLine("\(restored) \(result.blobs) blobs (\(result.blobBytes.formattedBytes)), \(result.links) links, \(result.otherFiles) other files into \(target)")
+            for conflict in result.conflicts { printLine("\(kept): \(conflict.escapedForTerminal)") }
+            for member in result.skipped { printLine("\(skipped): \(member)") }
+        }
+        if !result.conflicts.isEmpty || result.skipped.contains(where: { $0.hasPrefix("blob ") }) {
+            throw CommandFailure("\(dryRun ? "a restore would end" : "restored") with \(result.conflicts.count) conflict(s) and \(result.skipped.count) skipped member(s)", status: ExitStatus.partialFailure)
+        }
+    }
+
+    /// The archives to restore, read and checked as a chain, and the target checked.
+    private func openChain(target: String, options: RestoreOptions) async throws(ArchiveError) -> ArchiveChain {
+        try RestoreExecutor.checkTarget(target)
+        var paths = files
+        if latest, let catalog {
+            paths = try await BackupCatalog.openExisting(directory: catalog).latestRestorableChain().map(\.path)
+        }
+        var readers: [ArchiveReader] = []
+        for path in paths { readers.append(try ArchiveReader(path: path)) }
+        let chain = try ArchiveChain(readers)
+        _ = try chain.neededBlobs(repositories: options.repositories)
+        return chain
+    }
+
+    /// The exit status and message of a restore that did not complete: refusals (3) and
+    /// failures to read or write (1) leave the target as it was, and say so; a merge cut
+    /// short says what it left and how to complete it.
+    private func failure(_ error: ArchiveError, target: String) -> CommandFailure {
+        switch error {
+        case .targetNotADirectory, .targetInsideStore:
+            CommandFailure(error.description, status: ExitStatus.refused)
+        case .catalog, .noFullBackup, .mergeInterrupted:
+            CommandFailure(error.description, status: ExitStatus.failure)
+        case .io, .storage, .stagingWrite:
+            CommandFailure(error.description + "; \(target) was not changed", status: ExitStatus.failure)
+        default:
+            CommandFailure(error.description + "; \(target) was not changed", status: ExitStatus.refused)
         }
     }
 }
@@ -178,17 +216,16 @@ extension RestoreCommand {
         let result: RestoreResult
         let uploaded: StoreCopy.Totals
         do {
-            var paths = files
-            if latest, let catalog { paths = try await BackupCatalog.open(directory: catalog).chain().map(\.path) }
-            let chain = try ArchiveChain(try paths.map { path throws(ArchiveError) in try ArchiveReader(path: path) })
             var options = RestoreOptions(merge: false, dryRun: dryRun)
             if !repositories.isEmpty { options.repositories = Set(repositories.compactMap { RepositoryName($0) }) }
+            if let maxMemberSize { options.maxPlainMemberSize = UInt64(maxMemberSize.bytes) }
+            let chain = try await openChain(target: staging, options: options)
             var executor = RestoreExecutor(target: staging, options: options)
             executor.reporter = commandReporter(quiet: quiet || json, logLevel: logLevel)
             result = try executor.restore(chain)
             uploaded = dryRun ? StoreCopy.Totals() : try StoreCopy.copy(from: LocalStorage(root: staging), to: bucket, jobs: 16)
         } catch let error as ArchiveError {
-            throw CommandFailure(error.description + "; \(location.root) was not changed", status: ExitStatus.refused)
+            throw failure(error, target: location.root)
         } catch let error as StorageError {
             throw CommandFailure("upload into \(location.root) failed: \(error); blobs may be there without links (gc collects them); restore again into an empty prefix", status: ExitStatus.failure)
         }
@@ -202,5 +239,28 @@ extension RestoreCommand {
         if result.skipped.contains(where: { $0.hasPrefix("blob ") }) {
             throw CommandFailure("restored with \(result.skipped.count) skipped member(s)", status: ExitStatus.partialFailure)
         }
+    }
+}
+
+/// The target directory and state directory a restore is about to create, so that a restore
+/// refused after the lock was taken removes them again: a refused restore leaves no trace.
+private struct CreatedPaths {
+    let target: String
+    let stateDirectory: String
+    let targetExisted: Bool
+    let stateExisted: Bool
+
+    init(target: String, stateDirectory: String) {
+        self.target = target
+        self.stateDirectory = stateDirectory
+        targetExisted = FileManager.default.fileExists(atPath: target)
+        stateExisted = FileManager.default.fileExists(atPath: stateDirectory)
+    }
+
+    /// Removes the state directory if this run made it, then the target if this run made it
+    /// and it is empty again (rmdir refuses otherwise).
+    func removeIfUnchanged() {
+        if !stateExisted { try? FileManager.default.removeItem(atPath: stateDirectory) }
+        if !targetExisted { rmdir(target) }
     }
 }

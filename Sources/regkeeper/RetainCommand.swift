@@ -70,11 +70,7 @@ struct RetainCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        do {
-            try await retain()
-        } catch let failure as CommandFailure {
-            throw fail(failure)
-        }
+        try await retain()
     }
 
     private func retain() async throws {

@@ -7,15 +7,6 @@ import RegistryModel
 import RegistryStore
 import S3Store
 
-/// Exit statuses shared by every command (listed in `regkeeper --help` and regkeeper(1)).
-enum ExitStatus {
-    static let failure = ExitCode(1)
-    static let lockHeld = ExitCode(2)
-    static let refused = ExitCode(3)
-    static let partialFailure = ExitCode(4)
-    static let damageFound = ExitCode(5)
-}
-
 struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The registry's storage root (storage.filesystem.rootdirectory), or s3://BUCKET/PREFIX.", valueName: "dir"))
     var root: String?
@@ -147,24 +138,7 @@ extension LoggingSystem {
     }
 }
 
-/// A failure to report with a message and a documented exit status.
-struct CommandFailure: Error, CustomStringConvertible {
-    var description: String
-    var status: ExitCode
-
-    init(_ message: String, status: ExitCode) {
-        description = message
-        self.status = status
-    }
-}
-
 extension AsyncParsableCommand {
-    /// Prints a failure the way every command does and turns it into its exit status.
-    func fail(_ failure: CommandFailure) -> ExitCode {
-        FileHandle.standardError.write(Data("regkeeper: \(failure.description)\n".utf8))
-        return failure.status
-    }
-
     /// Takes the store's lock; with the exclusive one, first puts back what a killed gc left
     /// out of the store, so that nothing is planned against a store missing live items.
     func takeLock(_ location: StoreLocation, _ mode: StoreLock.Mode, wait: Duration) throws -> StoreLock {

@@ -66,11 +66,7 @@ struct VerifyCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        do {
-            if listQuarantine { try await listQuarantined() } else { try await verify() }
-        } catch let failure as CommandFailure {
-            throw fail(failure)
-        }
+        if listQuarantine { try await listQuarantined() } else { try await verify() }
     }
 
     private func verify() async throws {

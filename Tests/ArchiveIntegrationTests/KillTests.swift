@@ -45,7 +45,8 @@ import Testing
                 killedMidway = true
                 break
             }
-            try await Task.sleep(for: .milliseconds(2))
+            // On this thread: a suspended task may not be resumed in time on a pool busy with other suites.
+            usleep(2000)
         }
         process.waitUntilExit()
         return killedMidway && process.terminationReason == .uncaughtSignal

@@ -77,22 +77,22 @@ import Zstd
     }
 
     /// Files are staged by a writer thread; its failure (here a file where the next member
-    /// needs a directory) must still stop the restore, name the path, and leave the target empty.
+    /// needs a directory) must still stop the restore, name the member, and leave the target empty.
     @Test func aWriteFailureWhileStaging() async throws {
         try await withDirectory { directory in
             let file = directory.appendingPathComponent("in-the-way.tar.zst")
-            let blocker = "docker/registry/v2/repositories/app/_uploads"
+            let blocker = "docker/registry/v2/repositories/app/_uploads/u1/startedat"
             try writePlainArchive(file, [
                 (blocker, Data("a file".utf8)),
-                (blocker + "/u1/data", Data("under it".utf8)),
-                ("docker/registry/v2/repositories/app/_layers/other", Data("after it".utf8)),
+                (blocker + "/data", Data("under it".utf8)),
+                ("docker/registry/v2/repositories/app/_uploads/u2/data", Data("after it".utf8)),
             ])
             let target = directory.appendingPathComponent("target")
             #expect {
                 _ = try restore([file], into: target)
             } throws: { error in
-                guard case .io(let path, let operation, _) = error as? ArchiveError else { return false }
-                return operation == "mkdir" && path.hasSuffix(blocker + "/u1")
+                guard case .stagingWrite(let member, _, let errno) = error as? ArchiveError else { return false }
+                return errno.rawValue == ENOTDIR && member == blocker + "/data"
             }
             let left = (try? FileManager.default.contentsOfDirectory(atPath: target.path)) ?? []
             #expect(left.isEmpty, "target holds \(left)")
@@ -104,7 +104,7 @@ import Zstd
     func unsafeMembers(_ kind: String) async throws {
         try await withDirectory { directory in
             let work = directory.appendingPathComponent("work/inner")
-            let store = work.appendingPathComponent("docker/registry/v2/blobs")
+            let store = work.appendingPathComponent("docker/registry/v2/repositories/app/_uploads/u1")
             try FileManager.default.createDirectory(at: store, withIntermediateDirectories: true)
             try Data("x".utf8).write(to: store.appendingPathComponent("file"))
             let file = directory.appendingPathComponent("\(kind).tar.zst")

@@ -53,7 +53,7 @@ import Testing
         #expect(blobs?.map { $0["digest"] as? String } == [orphan.description])
 
         let metrics = root.appendingPathComponent("gc.prom").path
-        let real = try Self.regkeeper(["gc", "--root", root.path, "--metrics-file", metrics])
+        let real = try Self.regkeeper(["gc", "--settle", "0", "--root", root.path, "--metrics-file", metrics])
         #expect(real.status == 0, "\(real.stderr)")
         #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent(Layout.blobData(orphan).description).path))
 
@@ -91,7 +91,7 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: blobPath(first)))
 
         try "trash:\n  keepFor: 48h\n".write(to: settings, atomically: true, encoding: .utf8)
-        let trashed = try Self.regkeeper(["gc", "--root", root.path])
+        let trashed = try Self.regkeeper(["gc", "--settle", "0", "--root", root.path])
         #expect(trashed.status == 0, "\(trashed.stderr)")
         #expect(!FileManager.default.fileExists(atPath: blobPath(first)))
         #expect(try trashRuns().count == 1)
@@ -100,7 +100,7 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: blobPath(first)), "the settings' trash is the one undo reads")
 
         second = try StoreBuilder(storage: LocalStorage(root: root.path)).blob(layerBytes("second orphan"), modified: old)
-        let deleted = try Self.regkeeper(["gc", "--no-trash", "--root", root.path])
+        let deleted = try Self.regkeeper(["gc", "--no-trash", "--settle", "0", "--root", root.path])
         #expect(deleted.status == 0, "\(deleted.stderr)")
         #expect(!FileManager.default.fileExists(atPath: blobPath(first)))
         #expect(!FileManager.default.fileExists(atPath: blobPath(second)))
@@ -118,13 +118,13 @@ import Testing
         #expect(run.status == 3)
         #expect(run.stderr.contains("app@sha256:") && run.stderr.contains("--allow-broken"))
         #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent(Layout.blobData(orphan).description).path))
-        #expect(try Self.regkeeper(["gc", "--allow-broken", "--root", root.path]).status == 0)
+        #expect(try Self.regkeeper(["gc", "--allow-broken", "--settle", "0", "--root", root.path]).status == 0)
     }
 
     @Test func heldLockFailsFastWithStatus2() throws {
         let root = try Self.store { _ in }
         let lock = try StoreLock(stateDirectory: root.appendingPathComponent(".regkeeper").path, mode: .exclusive, command: "test holder")
-        let run = try Self.regkeeper(["gc", "--root", root.path])
+        let run = try Self.regkeeper(["gc", "--settle", "0", "--root", root.path])
         #expect(run.status == 2)
         #expect(run.stderr.contains("test holder"))
         withExtendedLifetime(lock) {}

@@ -1,0 +1,128 @@
+import Foundation
+import RegistryHarness
+import Testing
+
+/// Runs the built `regkeeper` binary as an operator would, optionally under `/usr/bin/time -v`
+/// so that a test can assert what the run cost: its peak memory and the bytes it wrote.
+enum Regkeeper {
+    struct Run: CustomStringConvertible {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var timedOut = false
+        /// Maximum resident set size, from `time -v` (measured runs only).
+        var peakMemory: Int?
+        /// Bytes the run wrote to filesystems (pages it dirtied, kept or not), from `time -v`.
+        var bytesWritten: Int?
+
+        var description: String { "exit \(status)\(timedOut ? " (timed out)" : "")\nstdout: \(stdout)\nstderr: \(stderr)" }
+    }
+
+    static var binary: URL { KillTests.regkeeper }
+
+    static func run(_ arguments: [String], measured: Bool = false, timeout: Double = 300) throws -> Run {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let out = scratch.appendingPathComponent("stdout"), err = scratch.appendingPathComponent("stderr")
+        let usage = scratch.appendingPathComponent("time")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+        let process = Process()
+        if measured {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/time")
+            process.arguments = ["-v", "-o", usage.path, binary.path] + arguments
+        } else {
+            process.executableURL = binary
+            process.arguments = arguments
+        }
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        var timedOut = false
+        while process.isRunning {
+            if Date() > deadline {
+                timedOut = true
+                kill(process.processIdentifier, SIGKILL)
+                break
+            }
+            usleep(10_000)
+        }
+        process.waitUntilExit()
+        var run = Run(status: process.terminationStatus, stdout: try String(contentsOf: out, encoding: .utf8),
+                      stderr: try String(contentsOf: err, encoding: .utf8), timedOut: timedOut)
+        if measured, let report = try? String(contentsOf: usage, encoding: .utf8) {
+            func field(_ name: String) -> Int? {
+                report.split(separator: "\n").first { $0.contains(name) }.flatMap { Int($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) }
+            }
+            run.peakMemory = field("Maximum resident set size (kbytes)").map { $0 * 1024 }
+            run.bytesWritten = field("File system outputs").map { $0 * 512 }
+            // time(1) reports the child's exit status as its own, and a signal as 128+n.
+        }
+        return run
+    }
+}
+
+/// A store pushed through the real registry (the sample images, then the registry stopped).
+struct PushedStore {
+    var root: URL
+    var store: SampleStore
+
+    static func push(into directory: URL, name: String = "source", seed: UInt64 = 1, layerSize: Int = 4096) async throws -> PushedStore {
+        let root = directory.appendingPathComponent(name)
+        let server = try await RegistryServer.start(root: root)
+        defer { server.stop() }
+        let store = try await SampleStore.push(to: RegistryClient(server: server), seed: seed, layerSize: layerSize)
+        return PushedStore(root: root, store: store)
+    }
+}
+
+/// Serves `root` with the real registry and pulls every reference with every platform.
+func expectEveryTagPulls(_ references: [(repository: String, tag: String)], from root: URL) async throws {
+    let served = try await RegistryServer.start(root: root)
+    defer { served.stop() }
+    for (repository, tag) in references {
+        try await Skopeo.pull(server: served, repository: repository, reference: tag)
+    }
+}
+
+/// The pid of a process that has exited and been reaped: no live process has it (until the
+/// kernel wraps around, which a test does not wait for).
+func deadProcessID() throws -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/true")
+    try process.run()
+    process.waitUntilExit()
+    return process.processIdentifier
+}
+
+func fileSize(_ url: URL) -> Int {
+    ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? Int) ?? -1
+}
+
+/// `tar --zstd -cf` of `members` (archive path, file on disk) in that order.
+func plainTar(_ archive: URL, _ members: [(name: String, file: URL)], in directory: URL) throws {
+    let stage = directory.appendingPathComponent("tar-stage-\(UUID().uuidString)")
+    for member in members {
+        let path = stage.appendingPathComponent(member.name)
+        try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
+        // A name given twice is linked once and archived twice.
+        if !FileManager.default.fileExists(atPath: path.path) { try FileManager.default.linkItem(at: member.file, to: path) }
+    }
+    defer { try? FileManager.default.removeItem(at: stage) }
+    // --hard-dereference: a member named twice is stored twice, not as a hard link.
+    let result = try ProcessRunner.runBlocking(
+        "/usr/bin/tar", ["--zstd", "--hard-dereference", "-cf", archive.path, "-C", stage.path] + members.map(\.name), timeout: 300)
+    #expect(result.status == 0, "\(result)")
+}
+
+/// A sparse file of `size` zeros: costs no disk, compresses to almost nothing.
+func zeros(_ url: URL, size: UInt64) throws {
+    FileManager.default.createFile(atPath: url.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: url)
+    try handle.truncate(atOffset: size)
+    try handle.close()
+}
+

@@ -1,0 +1,44 @@
+import Archive
+import Foundation
+import RegistryHarness
+import RegistryStore
+import Testing
+
+/// `restore --merge` into a live store, through the binary: what a merge stopped part way
+/// leaves, and the rerun that completes it.
+@Suite(.serialized) struct MergeTests {
+    @Test func anInterruptedMergeIsCompletedByTheNextRun() async throws {
+        try await withDirectory { directory in
+            let pushed = try await PushedStore.push(into: directory)
+            let archive = directory.appendingPathComponent("full.tar.zst")
+            #expect(try Regkeeper.run(["backup", "--root", pushed.root.path, "--output", archive.path, "--quiet"]).status == 0)
+            let target = directory.appendingPathComponent("target")
+            #expect(try Regkeeper.run(["restore", archive.path, "--root", target.path, "--quiet"]).status == 0)
+
+            // The live store lost some blobs and a repository; its repositories directory
+            // refuses new entries (immutable), so the merge stops after placing the blobs.
+            let registry = target.appendingPathComponent("docker/registry/v2")
+            let prefixes = try FileManager.default.contentsOfDirectory(atPath: registry.appendingPathComponent("blobs/sha256").path).sorted().prefix(3)
+            for prefix in prefixes { try FileManager.default.removeItem(at: registry.appendingPathComponent("blobs/sha256/\(prefix)")) }
+            try FileManager.default.removeItem(at: registry.appendingPathComponent("repositories/signed"))
+            let repositories = registry.appendingPathComponent("repositories")
+            let lock = try ProcessRunner.runBlocking("/usr/bin/chattr", ["+i", repositories.path], allowFailure: true)
+            try #require(lock.status == 0, "chattr: \(lock)")
+            let stopped = try Regkeeper.run(["restore", archive.path, "--root", target.path, "--merge"])
+            _ = try ProcessRunner.runBlocking("/usr/bin/chattr", ["-i", repositories.path])
+            #expect(stopped.status == 1, "\(stopped)")
+            #expect(stopped.stderr.contains("stopped after \(prefixes.count) rename(s)") && stopped.stderr.contains("run the same restore --merge again"), "\(stopped)")
+            for prefix in prefixes {
+                #expect(FileManager.default.fileExists(atPath: registry.appendingPathComponent("blobs/sha256/\(prefix)").path), "blobs placed first")
+            }
+            #expect(!FileManager.default.fileExists(atPath: repositories.appendingPathComponent("signed").path))
+
+            let rerun = try Regkeeper.run(["restore", archive.path, "--root", target.path, "--merge", "--json"])
+            #expect(rerun.status == 0, "\(rerun)")
+            let result = try #require(try JSONSerialization.jsonObject(with: Data(rerun.stdout.utf8)) as? [String: Any])
+            #expect((result["conflicts"] as? [String])?.isEmpty == true, "what was placed is found equal: \(rerun)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: target.path).allSatisfy { !$0.hasPrefix(".regkeeper-restore-") })
+            try await expectEveryTagPulls(pushed.store.tagReferences + [("signed/app", pushed.store.referrer.digest)], from: target)
+        }
+    }
+}
