@@ -1,6 +1,6 @@
 # Everything a fresh Debian machine with the Swift toolchain needs: `make demo`, `make test`.
 SWIFT ?= swift
-DEBIAN_PACKAGES := docker-registry skopeo libzstd-dev zstd libsqlite3-dev sqlite3 openssl tar util-linux
+DEBIAN_PACKAGES := docker-registry skopeo libzstd-dev zstd libsqlite3-dev sqlite3 openssl tar util-linux libcurl4-openssl-dev ceph-mon ceph-osd radosgw ceph-common time
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # In memory, so that the virtual disk's swings do not decide tar against regkeeper (needs ~5 GB free).
 BACKUP_BENCH_DIR ?= /dev/shm/regkeeper-bench/backup
@@ -30,6 +30,7 @@ demo: deps
 bench: deps
 	$(SWIFT) build -c release
 	.build/release/regkeeper-bench gc --sweep
+	.build/release/regkeeper-bench gc --s3
 	.build/release/regkeeper-bench retain
 	.build/release/regkeeper-bench verify
 	.build/release/regkeeper-bench backup --runs 5 --directory $(BACKUP_BENCH_DIR)

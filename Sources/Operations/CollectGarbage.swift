@@ -165,7 +165,8 @@ public struct RecoverInterruptedSweep: Sendable {
     /// Nil when no run was interrupted.
     public func run(opening storage: () throws -> any StoreStorage) throws -> SweepArea.Recovery? {
         let area = SweepArea(stateDirectory: location.stateDirectory)
-        guard FileManager.default.fileExists(atPath: area.directory) else { return nil }
+        // A bucket keeps its sweep areas in the bucket: only there can they be looked for.
+        guard location.s3 != nil || FileManager.default.fileExists(atPath: area.directory) else { return nil }
         let recovery = try area.recover(into: try storage())
         return recovery.isEmpty ? nil : recovery
     }

@@ -149,6 +149,8 @@ final class RunningProcess: @unchecked Sendable {
 
     var isRunning: Bool { !lock.withLock { hasExited } }
 
+    var processIdentifier: Int32 { process.processIdentifier }
+
     /// Exit status; meaningful only once `isRunning` is false.
     var status: Int32 { process.terminationStatus }
 

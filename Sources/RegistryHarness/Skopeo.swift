@@ -11,11 +11,16 @@ public enum Skopeo {
     public static func pull(
         server: RegistryServer, repository: String, reference: String, timeout: Double = 60
     ) async throws {
+        try await pull(port: server.port, repository: repository, reference: reference, timeout: timeout)
+    }
+
+    /// `pull` from the registry on 127.0.0.1:`port`, for registries on other storage (S3).
+    public static func pull(port: Int, repository: String, reference: String, timeout: Double = 60) async throws {
         let destination = FileManager.default.temporaryDirectory
             .appendingPathComponent("skopeo-\(UUID().uuidString)", isDirectory: true)
         defer { try? FileManager.default.removeItem(at: destination) }
         let separator = reference.hasPrefix("sha256:") ? "@" : ":"
-        let source = "docker://127.0.0.1:\(server.port)/\(repository)\(separator)\(reference)"
+        let source = "docker://127.0.0.1:\(port)/\(repository)\(separator)\(reference)"
         _ = try await ProcessRunner.run(
             "skopeo",
             ["copy", "--all", "--src-tls-verify=false", source, "oci:\(destination.path):x"],
@@ -25,8 +30,13 @@ public enum Skopeo {
     /// For assertions that only care whether the pull worked; the reason is lost, so prefer
     /// `pull` where a failure needs explaining.
     public static func pullSucceeds(server: RegistryServer, repository: String, reference: String) async -> Bool {
+        await pullSucceeds(port: server.port, repository: repository, reference: reference)
+    }
+
+    /// `pullSucceeds` from the registry on 127.0.0.1:`port`.
+    public static func pullSucceeds(port: Int, repository: String, reference: String) async -> Bool {
         do {
-            try await pull(server: server, repository: repository, reference: reference)
+            try await pull(port: port, repository: repository, reference: reference)
             return true
         } catch {
             return false

@@ -20,6 +20,8 @@ public enum StorageError: Error, Hashable, Sendable, CustomStringConvertible {
     case system(operation: String, path: StorePath, errno: Errno)
     case rootUnavailable(path: String, errno: Errno)
     case alreadyExists(StorePath)
+    /// An object store's request failed; `reason` names the bucket, key, status and S3's message.
+    case objectStore(path: StorePath, reason: String)
 
     public var description: String {
         switch self {
@@ -29,6 +31,7 @@ public enum StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case .system(let operation, let path, let errno): "\(path): \(operation) failed: \(errno)"
         case .rootUnavailable(let path, let errno): "cannot open store root \(path): \(errno)"
         case .alreadyExists(let path): "\(path) already exists"
+        case .objectStore(_, let reason): reason
         }
     }
 
@@ -85,6 +88,10 @@ public protocol StoreStorage: Sendable {
     /// Entries of a directory and, for each child directory, the status of its file `probe`
     /// (nil when absent): one pass over `revisions/` tells live links from deleted manifests.
     func list(_ directory: StorePath, probing probe: String) throws(StorageError) -> [ProbedEntry]
+    /// Like `list(_:probing:)`, but only the children `select` picks are probed (the others'
+    /// probe is nil): a blob shard's unmarked blobs, where marked ones must cost no more than
+    /// their directory entry on a filesystem, and a flat listing already answers for all on S3.
+    func list(_ directory: StorePath, probing probe: String, where select: (String) -> Bool) throws(StorageError) -> [ProbedEntry]
     /// Streams a file's content through `body` in chunks of about `chunkSize` bytes.
     func readChunks(_ path: StorePath, chunkSize: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
     /// Opens a file for reads into the caller's buffer, so an archive writer can fill its own
@@ -116,6 +123,25 @@ public protocol StoreStorage: Sendable {
     /// Removes a directory only if it is empty; returns whether it did.
     @discardableResult
     func removeIfEmpty(_ path: StorePath) throws(StorageError) -> Bool
+    /// Whether one recursive listing of a large tree costs less than a listing per directory:
+    /// true for object stores (a request per 1,000 keys), where walkers of `blobs/` then use
+    /// `listRecursively`; false for filesystems, where it would stat every file.
+    var prefersRecursiveListing: Bool { get }
+    /// Every file and symlink below `directory`, at any depth, with its status, unsorted;
+    /// `.notFound` when the directory is absent. An object store answers this with one paged
+    /// listing (a request per 1,000 keys) instead of a request per directory.
+    func listRecursively(_ directory: StorePath) throws(StorageError) -> [StoreFile]
+}
+
+/// A file found by `listRecursively`.
+public struct StoreFile: Sendable, Hashable {
+    public var path: StorePath
+    public var status: FileStatus
+
+    public init(path: StorePath, status: FileStatus) {
+        self.path = path
+        self.status = status
+    }
 }
 
 public struct ProbedEntry: Sendable, Hashable {
@@ -157,8 +183,41 @@ extension StoreStorage {
         }
     }
 
+    public var prefersRecursiveListing: Bool { false }
+
+    /// Drivers without a cheaper way stat each selected child's file in turn.
+    public func list(_ directory: StorePath, probing probe: String, where select: (String) -> Bool) throws(StorageError) -> [ProbedEntry] {
+        try list(directory).map { entry in
+            guard entry.kind == .directory, select(entry.name), let file = directory.appending(entry.name)?.appending(probe) else {
+                return ProbedEntry(entry: entry, probe: nil)
+            }
+            do throws(StorageError) {
+                return ProbedEntry(entry: entry, probe: try status(file))
+            } catch {
+                return ProbedEntry(entry: entry, probe: nil, probeFailure: error)
+            }
+        }
+    }
+
+    /// Drivers with directories walk them, one listing per directory.
+    public func listRecursively(_ directory: StorePath) throws(StorageError) -> [StoreFile] {
+        var files: [StoreFile] = []
+        var pending = [directory]
+        while let next = pending.popLast() {
+            for entry in try list(next) {
+                guard let child = next.appending(entry.name) else { continue }
+                if entry.kind == .directory {
+                    pending.append(child)
+                } else if let status = try status(child) {
+                    files.append(StoreFile(path: child, status: status))
+                }
+            }
+        }
+        return files
+    }
+
     /// Refuses changes outside the registry tree: the last guard of "never delete anything else".
-    func checkWritable(_ path: StorePath) throws(StorageError) {
+    public func checkWritable(_ path: StorePath) throws(StorageError) {
         guard path.hasPrefix(Layout.registryRoot), path != Layout.registryRoot else {
             throw .outsideRegistryTree(path)
         }

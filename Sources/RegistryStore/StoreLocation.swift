@@ -8,6 +8,8 @@ public struct StoreLocation: Sendable, Hashable {
     public var root: String
     /// Lock, databases, trash and quarantine: beside `docker/`, never inside it.
     public var stateDirectory: String
+    /// Set when the store is in a bucket; `root` then reads `s3://bucket/prefix`.
+    public var s3: S3StoreConfig?
 
     /// Run history and scrub state.
     public var stateDatabasePath: String { stateDirectory + "/state.db" }
@@ -20,6 +22,13 @@ public struct StoreLocation: Sendable, Hashable {
     public init(root: String, stateDirectory: String? = nil) {
         self.root = root
         self.stateDirectory = stateDirectory ?? (root.hasSuffix("/") ? root : root + "/") + ".regkeeper"
+    }
+
+    /// A store in a bucket; the state directory stays on this host.
+    public init(s3: S3StoreConfig, stateDirectory: String? = nil) {
+        root = s3.url
+        self.stateDirectory = stateDirectory ?? s3.defaultStateDirectory
+        self.s3 = s3
     }
 
     public enum Error: Swift.Error, Hashable, Sendable, CustomStringConvertible {

@@ -190,17 +190,23 @@ public struct StoreScanner: Sendable {
     public func readLink(_ path: StorePath, recovering fallback: Digest?, _ findings: inout [StoreFinding]) -> Link? {
         let status: FileStatus
         let data: Data
-        do {
-            guard let found = try storage.status(path) else { return nil }
-            guard found.kind == .file else {
-                findings.append(found.kind == .symlink ? .symlink(path: path) : .stray(path: path, reason: "link is not a file"))
-                return fallback.map { Link(target: $0, modified: found.modified, recovered: true) }
+        // A plain file is read with its status in one go (one GET on S3 instead of a HEAD and
+        // a GET); anything else (absent, a link, unreadable) is told apart after a stat.
+        if let (bytes, found) = try? storage.readWithStatus(path, limit: Self.linkSizeLimit) {
+            (data, status) = (bytes, found)
+        } else {
+            do {
+                guard let found = try storage.status(path) else { return nil }
+                guard found.kind == .file else {
+                    findings.append(found.kind == .symlink ? .symlink(path: path) : .stray(path: path, reason: "link is not a file"))
+                    return fallback.map { Link(target: $0, modified: found.modified, recovered: true) }
+                }
+                status = found
+                data = try storage.read(path, limit: Self.linkSizeLimit)
+            } catch {
+                findings.append(finding(reading: path, error))
+                return fallback.map { Link(target: $0, modified: .distantFuture, recovered: true) }
             }
-            status = found
-            data = try storage.read(path, limit: Self.linkSizeLimit)
-        } catch {
-            findings.append(finding(reading: path, error))
-            return fallback.map { Link(target: $0, modified: .distantFuture, recovered: true) }
         }
         let parsed: Digest? = data.withUnsafeBytes { Digest(utf8: $0.bindMemory(to: UInt8.self)) }
         if let parsed { return Link(target: parsed, modified: status.modified) }
@@ -310,6 +316,7 @@ public struct StoreScanner: Sendable {
     /// directory): what a sweep may delete. Marked blobs cost one directory entry each.
     /// `present` counts every blob directory listed.
     public func unmarkedBlobs(_ marked: DigestSet, jobs: Int) async throws -> (blobs: [(Digest, FileStatus?, hasData: Bool)], present: Int, findings: [StoreFinding]) {
+        if storage.prefersRecursiveListing { return try unmarkedBlobsFromOneListing(marked) }
         var (shards, findings) = try shardDirectories()
         let storage = storage
         var blobs: [(Digest, FileStatus?, hasData: Bool)] = []
@@ -318,7 +325,9 @@ public struct StoreScanner: Sendable {
             var blobs: [(Digest, FileStatus?, hasData: Bool)] = []
             var findings: [StoreFinding] = []
             var listed = 0
-            for entry in try storage.list(shard) {
+            let unmarked = { (name: String) in Digest(algorithm: algorithm, hex: name).map { !marked.contains($0) } ?? false }
+            for probed in try storage.list(shard, probing: "data", where: unmarked) {
+                let entry = probed.entry
                 guard let path = shard.appending(entry.name) else { continue }
                 guard entry.kind == .directory, entry.name.hasPrefix(shard.lastComponent!),
                       let digest = Digest(algorithm: algorithm, hex: entry.name) else {
@@ -327,7 +336,8 @@ public struct StoreScanner: Sendable {
                 }
                 listed += 1
                 guard !marked.contains(digest) else { continue }
-                if let data = try storage.status(Layout.blobData(digest)) {
+                if let failure = probed.probeFailure { throw failure }
+                if let data = probed.probe {
                     blobs.append((digest, data, true))
                 } else {
                     blobs.append((digest, try storage.status(path), false))
@@ -340,6 +350,48 @@ public struct StoreScanner: Sendable {
             findings += shard.2
         }
         return (blobs, present, findings)
+    }
+
+    /// `unmarkedBlobs` from one recursive listing per algorithm (about 10 requests for 10,000
+    /// blobs on S3 instead of 256 shard listings), with the same findings for stray entries.
+    private func unmarkedBlobsFromOneListing(_ marked: DigestSet) throws(StorageError) -> (blobs: [(Digest, FileStatus?, hasData: Bool)], present: Int, findings: [StoreFinding]) {
+        var blobs: [(Digest, FileStatus?, hasData: Bool)] = []
+        var stray: [StorePath: String] = [:]
+        var present = 0
+        for algorithm in Digest.Algorithm.allCases {
+            let directory = Layout.blobAlgorithmDirectory(algorithm)
+            let files: [StoreFile]
+            do {
+                files = try storage.listRecursively(directory)
+            } catch .notFound {
+                continue
+            }
+            // Each blob directory's first file seen, and its data file when there is one.
+            var directories: [Digest: (first: FileStatus, data: FileStatus?)] = [:]
+            for file in files {
+                let relative = Array(file.path.components.dropFirst(directory.components.count))
+                let shard = directory.appending(trusted: relative[0])
+                guard relative.count >= 2, Self.isShardName(relative[0]) else {
+                    stray[shard] = "not a blob shard directory"
+                    continue
+                }
+                guard relative.count >= 3, relative[1].hasPrefix(relative[0]), let digest = Digest(algorithm: algorithm, hex: relative[1]) else {
+                    stray[shard.appending(trusted: relative[1])] = "blob directory whose name is not a digest"
+                    continue
+                }
+                let data = relative.count == 3 && relative[2] == "data" ? file.status : nil
+                if let seen = directories[digest] {
+                    directories[digest] = (seen.first, seen.data ?? data)
+                } else {
+                    directories[digest] = (file.status, data)
+                }
+            }
+            present += directories.count
+            for (digest, found) in directories where !marked.contains(digest) {
+                blobs.append(found.data.map { (digest, $0, true) } ?? (digest, FileStatus(kind: .directory, size: 0, modified: found.first.modified), false))
+            }
+        }
+        return (blobs, present, stray.map { StoreFinding.stray(path: $0.key, reason: $0.value) })
     }
 
     static func isShardName(_ name: String) -> Bool {

@@ -3,7 +3,7 @@ import Foundation
 
 /// `regkeeper gc --dry-run` against `docker-registry garbage-collect --dry-run` on one store,
 /// both run as child processes so wall time and peak memory are measured the same way.
-struct GCBench: ParsableCommand {
+struct GCBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "gc", abstract: "gc mark time and memory against docker-registry garbage-collect.")
 
     @Option(help: "Where to build (or reuse) the benchmark store.")
@@ -18,7 +18,17 @@ struct GCBench: ParsableCommand {
     @Flag(help: "Also sweep for real, each tool on its own copy of the store (copies take a while).")
     var sweep = false
 
-    func run() throws {
+    @Flag(help: "On a bucket of a Ceph RGW the bench starts (needs ceph-mon, ceph-osd, radosgw), written through the S3 API.")
+    var s3 = false
+
+    @Option(help: "Repositories in the --s3 store (245 objects each, plus 3,000 blobs: 70 make 20,150 objects).")
+    var s3Repositories = 70
+
+    func run() async throws {
+        if s3 {
+            try await S3GCBench(repositories: s3Repositories, runs: runs).run()
+            return
+        }
         let root = URL(fileURLWithPath: store)
         log("building the store at \(store) (reused when present)…")
         let (blobs, manifests) = try SyntheticStore(root: root, repositories: repositories).ensure(log: log)

@@ -24,7 +24,20 @@ struct SyntheticStore {
         if (try? String(contentsOf: marker, encoding: .utf8)) == shape { return (blobs, manifests) }
         try? FileManager.default.removeItem(at: root)
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        let writer = RawWriter(root: root)
+        try generate(into: RawWriter.files(under: root), log: log)
+        try shape.write(to: marker, atomically: true, encoding: .utf8)
+        return (blobs, manifests)
+    }
+
+    /// Objects the store holds: blobs, links.
+    var objectCount: Int {
+        let manifests = repositories * manifestsPerRepository
+        let links = manifests * (2 + uniqueLayersPerManifest + 1) + repositories * taggedPerRepository * 2
+        return manifests * (2 + uniqueLayersPerManifest) + sharedBaseLayers + orphanBlobs + links
+    }
+
+    /// Writes the store's files through `writer`, month-old.
+    func generate(into writer: RawWriter, log: (String) -> Void) throws {
         let old = Date().addingTimeInterval(-30 * 86_400)
 
         let base = try (0..<sharedBaseLayers).map { try writer.blob(layerBytes("base-\($0)", size: 64), modified: old) }
@@ -53,29 +66,30 @@ struct SyntheticStore {
                 }
             }
         }
-        try shape.write(to: marker, atomically: true, encoding: .utf8)
-        return (blobs, manifests)
     }
 }
 
-/// Plain writes through paths the layout builds; no temporary files, no fsync.
-private struct RawWriter {
-    let root: URL
+/// Writes through paths the layout builds: plain files (no temporary files, no fsync), or
+/// whatever else `write` does with them (a bucket's PUTs).
+struct RawWriter {
+    let write: (StorePath, Data, Date) throws -> Void
+
+    static func files(under root: URL) -> RawWriter {
+        RawWriter { path, data, modified in
+            let url = root.appendingPathComponent(path.description)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try data.write(to: url)
+            try FileManager.default.setAttributes([.modificationDate: modified], ofItemAtPath: url.path)
+        }
+    }
 
     func blob(_ data: Data, modified: Date) throws -> Digest {
         let digest = StoreBuilder.digest(of: data)
-        try write(Layout.blobData(digest), data, modified: modified)
+        try write(Layout.blobData(digest), data, modified)
         return digest
     }
 
     func link(_ path: StorePath, _ digest: Digest, modified: Date) throws {
-        try write(path, Data(digest.description.utf8), modified: modified)
-    }
-
-    private func write(_ path: StorePath, _ data: Data, modified: Date) throws {
-        let url = root.appendingPathComponent(path.description)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try data.write(to: url)
-        try FileManager.default.setAttributes([.modificationDate: modified], ofItemAtPath: url.path)
+        try write(path, Data(digest.description.utf8), modified)
     }
 }

@@ -100,6 +100,9 @@ struct GCCommand: AsyncParsableCommand {
             storage: try openStorage(location), location: location, options: options, dryRun: dryRun,
             arguments: CommandLine.arguments.joined(separator: " "), metricsFile: metricsFile, reporter: timings)
         (collection.trash, collection.trashKeepFor) = settings.trashChoice(flag: trash, keepFor: trashKeep)
+        if collection.trash, location.s3 != nil {
+            throw CommandFailure("the trash lives in the state directory's filesystem and cannot hold a bucket's items: gc --trash is not available on s3:// stores", status: ExitStatus.failure)
+        }
         let outcome: CollectGarbage.Outcome
         do {
             outcome = try await collection.run()

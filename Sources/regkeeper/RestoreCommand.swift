@@ -42,8 +42,14 @@ struct RestoreCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("Archives: the full one first, then its incrementals.", valueName: "file"))
     var files: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("The store root to restore into.", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("The store root to restore into, or s3://BUCKET/PREFIX (an empty bucket prefix).", valueName: "dir"))
     var root: String
+
+    @Option(name: .customLong("s3-endpoint"), help: ArgumentHelp("S3 endpoint for an s3:// root (default: AWS_ENDPOINT_URL, else AWS).", valueName: "url"))
+    var s3Endpoint: String?
+
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp("For an s3:// root: where the lock and the staging area live (default: /var/lib/regkeeper/<bucket>).", valueName: "dir"))
+    var stateDirectory: String?
 
     @Flag(name: .long, help: "Add what is missing to a non-empty store; never overwrite.")
     var merge = false
@@ -83,6 +89,7 @@ struct RestoreCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if root.hasPrefix("s3://") { return try await restoreIntoBucket() }
         let target = URL(fileURLWithPath: root).standardizedFileURL.path
         let wait = Duration.seconds(self.wait.seconds)
         var options = RestoreOptions(merge: merge, dryRun: dryRun)
@@ -171,6 +178,66 @@ struct RestoreCommand: AsyncParsableCommand {
             CommandFailure(error.description + "; \(target) was not changed", status: ExitStatus.failure)
         default:
             CommandFailure(error.description + "; \(target) was not changed", status: ExitStatus.refused)
+        }
+    }
+}
+
+extension RestoreCommand {
+    /// Into a bucket (how a store migrates from disk to S3): the chain is restored and every
+    /// blob checked against its digest in a staging directory under the local state directory,
+    /// then uploaded blobs first and tags last, each file keeping its time; the staging
+    /// directory is removed. Only into an empty bucket prefix.
+    private func restoreIntoBucket() async throws {
+        if merge { throw CommandFailure("--merge is not available for an s3:// root", status: ExitStatus.failure) }
+        let location: StoreLocation
+        do {
+            location = StoreLocation(
+                s3: try S3StoreConfig.parse(url: root, endpoint: s3Endpoint, environment: ProcessInfo.processInfo.environment),
+                stateDirectory: stateDirectory.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
+        } catch {
+            throw CommandFailure(error.description, status: ExitStatus.failure)
+        }
+        let lock = try takeLock(location, dryRun ? .shared : .exclusive, wait: .seconds(wait.seconds))
+        defer { withExtendedLifetime(lock) {} }
+        let bucket = try openStorage(location)
+        let present: [DirectoryEntry]
+        do throws(StorageError) {
+            present = try bucket.list(Layout.registryRoot)
+        } catch .notFound {
+            present = []
+        } catch {
+            throw CommandFailure(error.description, status: ExitStatus.failure)
+        }
+        if !present.isEmpty {
+            throw CommandFailure("\(location.root) already holds \(Layout.registryRoot); restore only into an empty prefix", status: ExitStatus.refused)
+        }
+        let staging = location.stateDirectory + "/restore-staging-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        let result: RestoreResult
+        let uploaded: StoreCopy.Totals
+        do {
+            var options = RestoreOptions(merge: false, dryRun: dryRun)
+            if !repositories.isEmpty { options.repositories = Set(repositories.compactMap { RepositoryName($0) }) }
+            if let maxMemberSize { options.maxPlainMemberSize = UInt64(maxMemberSize.bytes) }
+            let chain = try await openChain(target: staging, options: options)
+            var executor = RestoreExecutor(target: staging, options: options)
+            executor.reporter = commandReporter(quiet: quiet || json, logLevel: logLevel)
+            result = try executor.restore(chain)
+            uploaded = dryRun ? StoreCopy.Totals() : try StoreCopy.copy(from: LocalStorage(root: staging), to: bucket, jobs: 16)
+        } catch let error as ArchiveError {
+            throw failure(error, target: location.root)
+        } catch let error as StorageError {
+            throw CommandFailure("upload into \(location.root) failed: \(error); blobs may be there without links (gc collects them); restore again into an empty prefix", status: ExitStatus.failure)
+        }
+        if json {
+            try writeJSON(result)
+        } else if !quiet {
+            printLine("\(dryRun ? "dry run: would restore" : "restored") \(result.blobs) blobs (\(result.blobBytes.formattedBytes)), \(result.links) links, \(result.otherFiles) other files into \(location.root)"
+                + (dryRun ? "" : ": \(uploaded.files) objects, \(uploaded.bytes.formattedBytes) uploaded"))
+            for member in result.skipped { printLine("skipped: \(member)") }
+        }
+        if result.skipped.contains(where: { $0.hasPrefix("blob ") }) {
+            throw CommandFailure("restored with \(result.skipped.count) skipped member(s)", status: ExitStatus.partialFailure)
         }
     }
 }

@@ -110,7 +110,7 @@ struct RetainCommand: AsyncParsableCommand {
         try await apply(plan, storage: storage, location: location, timings: timings)
     }
 
-    private func apply(_ plan: RetentionPlan, storage: LocalStorage, location: StoreLocation, timings: TimingReporter) async throws {
+    private func apply(_ plan: RetentionPlan, storage: any StoreStorage, location: StoreLocation, timings: TimingReporter) async throws {
         var collect: GCOptions?
         if gc {
             var options = GCOptions()

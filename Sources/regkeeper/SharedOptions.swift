@@ -5,10 +5,14 @@ import Operations
 import Synchronization
 import RegistryModel
 import RegistryStore
+import S3Store
 
 struct StoreOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The registry's storage root (storage.filesystem.rootdirectory).", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("The registry's storage root (storage.filesystem.rootdirectory), or s3://BUCKET/PREFIX.", valueName: "dir"))
     var root: String?
+
+    @Option(name: .customLong("s3-endpoint"), help: ArgumentHelp("S3 endpoint for an s3:// root or an s3 config (default: regionendpoint, AWS_ENDPOINT_URL, else AWS).", valueName: "url"))
+    var s3Endpoint: String?
 
     @Option(name: .long, help: ArgumentHelp("The registry's config.yml, read for its rootdirectory.", valueName: "file"))
     var config: String?
@@ -28,6 +32,18 @@ struct StoreOptions: ParsableArguments {
     /// The store a command reads or changes, refused unless its root holds docker/registry/v2.
     func location() throws -> StoreLocation {
         let location = try stateLocation()
+        if location.s3 != nil {
+            // One listing both proves the tree is there and that the bucket answers (credentials, endpoint).
+            let storage = try openStorage(location)
+            do throws(StorageError) {
+                _ = try storage.list(Layout.registryRoot)
+            } catch .notFound {
+                throw CommandFailure(StoreLocation.Error.notARegistryStore(root: location.root).description, status: ExitStatus.failure)
+            } catch {
+                throw CommandFailure(error.description, status: ExitStatus.failure)
+            }
+            return location
+        }
         do {
             try location.checkRegistryTree()
         } catch {
@@ -40,10 +56,26 @@ struct StoreOptions: ParsableArguments {
     /// catalog): they work on whatever state a root has, registry tree or not.
     func stateLocation() throws -> StoreLocation {
         do {
+            if let s3 = try s3Store() {
+                return StoreLocation(s3: s3, stateDirectory: stateDirectory.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
+            }
             return try StoreLocation.resolve(root: root, config: config, stateDirectory: stateDirectory)
-        } catch {
+        } catch let error as S3StoreConfig.Error {
+            throw CommandFailure(error.description, status: ExitStatus.failure)
+        } catch let error as StoreLocation.Error {
             throw CommandFailure(error.description, status: ExitStatus.failure)
         }
+    }
+
+    /// The bucket named by `--root s3://…`, or by the `storage.s3` of the registry's config.
+    private func s3Store() throws -> S3StoreConfig? {
+        let environment = ProcessInfo.processInfo.environment
+        if let root {
+            return root.hasPrefix("s3://") ? try S3StoreConfig.parse(url: root, endpoint: s3Endpoint, environment: environment) : nil
+        }
+        let configPath = config ?? StoreLocation.defaultConfigPath
+        guard config != nil || FileManager.default.fileExists(atPath: configPath) else { return nil }
+        return try S3StoreConfig.fromRegistryConfig(configPath, endpoint: s3Endpoint, environment: environment)
     }
 }
 
@@ -135,7 +167,11 @@ extension AsyncParsableCommand {
     }
 }
 
-func openStorage(_ location: StoreLocation) throws -> LocalStorage {
+func openStorage(_ location: StoreLocation) throws -> any StoreStorage {
+    if let s3 = location.s3 {
+        let endpoint = S3Endpoint(url: s3.endpoint, region: s3.region, bucket: s3.bucket, accessKey: s3.accessKey, secretKey: s3.secretKey)
+        return S3Storage(client: S3Client(endpoint: endpoint), rootDirectory: s3.rootDirectory)
+    }
     do {
         return try LocalStorage(root: location.root)
     } catch {

@@ -2,12 +2,12 @@ import Foundation
 import RegistryStore
 import Testing
 
-/// `openForReading` is part of the storage contract: both drivers hand out the whole content
-/// in caller-sized reads, refuse symlinks and report a missing file as such.
+/// `openForReading` is part of the storage contract: every driver hands out the whole content
+/// in caller-sized reads, refuses symlinks and reports a missing file as such.
 @Suite struct ReadableFileTests {
-    @Test func bothDriversStreamIntoTheCallersBuffer() throws {
+    @Test func everyDriverStreamsIntoTheCallersBuffer() async throws {
         let file = StorePath(relative: "docker/registry/v2/blobs/x/data")!
-        for (name, storage) in try StorageConformanceTests.drivers() {
+        for (name, storage) in try await StorageConformanceTests.drivers() {
             let content = Data((0..<10_000).map { UInt8(truncatingIfNeeded: $0 * 7) })
             try storage.writeAtomically(file, content, modified: Date(timeIntervalSince1970: 1_700_000_000))
             let opened = try storage.openForReading(file)

@@ -1,20 +1,27 @@
 import Foundation
+import RegistryHarness
 import RegistryStore
+import S3Store
 import StoreTestSupport
 import Testing
 
-/// One contract, two drivers: what gc and retention rely on must hold for both.
+/// One contract, three drivers: what gc and retention rely on must hold for each. The S3 one
+/// runs on a real Ceph RGW started by the harness, in a fresh bucket, under a root prefix.
 @Suite struct StorageConformanceTests {
-    static func drivers() throws -> [(String, any StoreStorage)] {
+    static func drivers() async throws -> [(String, any StoreStorage)] {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-conformance-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        return [("local", try LocalStorage(root: directory.path)), ("memory", InMemoryStorage())]
+        let bucket = try await CephCluster.shared().makeBucket("conformance")
+        return [
+            ("local", try LocalStorage(root: directory.path)), ("memory", InMemoryStorage()),
+            ("s3", S3Storage(client: S3Client(endpoint: bucket), rootDirectory: "/store")),
+        ]
     }
 
     let file = StorePath(relative: "docker/registry/v2/a/b/file")!
 
-    @Test func writeReadStatList() throws {
-        for (name, storage) in try Self.drivers() {
+    @Test func writeReadStatList() async throws {
+        for (name, storage) in try await Self.drivers() {
             let modified = Date(timeIntervalSince1970: 1_700_000_000.25)
             try storage.writeAtomically(file, Data("hello".utf8), modified: modified)
             #expect(try storage.read(file, limit: 100) == Data("hello".utf8), "\(name)")
@@ -32,8 +39,8 @@ import Testing
         }
     }
 
-    @Test func renameRemoveAndEmptyDirectories() throws {
-        for (name, storage) in try Self.drivers() {
+    @Test func renameRemoveAndEmptyDirectories() async throws {
+        for (name, storage) in try await Self.drivers() {
             try storage.writeAtomically(file, Data("x".utf8), modified: nil)
             let moved = StorePath(relative: "docker/registry/v2/c/d/moved")!
             try storage.rename(file.parent!, to: moved)
@@ -46,14 +53,46 @@ import Testing
         }
     }
 
-    @Test func refusesChangesOutsideTheRegistryTree() throws {
-        for (name, storage) in try Self.drivers() {
+    @Test func refusesChangesOutsideTheRegistryTree() async throws {
+        for (name, storage) in try await Self.drivers() {
             let outside = StorePath(relative: "etc/passwd")!
             #expect(throws: StorageError.outsideRegistryTree(outside), "\(name)") { try storage.writeAtomically(outside, Data(), modified: nil) }
             #expect(throws: StorageError.outsideRegistryTree(outside), "\(name)") { try storage.remove(outside) }
             #expect(throws: StorageError.outsideRegistryTree(StorePath(relative: "docker/registry/v2")!), "\(name)") {
                 try storage.remove(StorePath(relative: "docker/registry/v2")!)
             }
+        }
+    }
+
+    @Test func listRecursivelyFindsEveryFileAtAnyDepth() async throws {
+        for (name, storage) in try await Self.drivers() {
+            let base = StorePath(relative: "docker/registry/v2/repositories/app")!
+            let files = ["_layers/sha256/aa/link", "_manifests/tags/v1/current/link", "_manifests/revisions/sha256/bb/link"]
+            for (index, file) in files.enumerated() {
+                try storage.writeAtomically(StorePath(relative: "\(base)/\(file)")!, Data(repeating: 7, count: index + 1), modified: nil)
+            }
+            let found = try storage.listRecursively(base)
+            #expect(found.map(\.path.description).sorted() == files.map { "\(base)/\($0)" }.sorted(), "\(name)")
+            #expect(found.map(\.status.size).sorted() == [1, 2, 3], "\(name)")
+            #expect(throws: StorageError.notFound(base.appending("missing")!), "\(name)") { try storage.listRecursively(base.appending("missing")!) }
+        }
+    }
+
+    /// One pass tells live revision links from deleted ones: a child with its probe file, one
+    /// without, and a plain file.
+    @Test func listProbingReportsEachChildsProbe() async throws {
+        for (name, storage) in try await Self.drivers() {
+            let revisions = StorePath(relative: "docker/registry/v2/repositories/app/_manifests/revisions/sha256")!
+            try storage.writeAtomically(revisions.appending("aa")!.appending("link")!, Data("sha256:aa".utf8), modified: nil)
+            try storage.writeAtomically(revisions.appending("bb")!.appending("other")!, Data("x".utf8), modified: nil)
+            try storage.writeAtomically(revisions.appending("stray")!, Data("x".utf8), modified: nil)
+            let probed = try storage.list(revisions, probing: "link").sorted { $0.entry.name < $1.entry.name }
+            #expect(probed.map(\.entry) == [
+                DirectoryEntry(name: "aa", kind: .directory), DirectoryEntry(name: "bb", kind: .directory), DirectoryEntry(name: "stray", kind: .file),
+            ], "\(name)")
+            #expect(probed.map { $0.probe?.size } == [9, nil, nil], "\(name)")
+            #expect(probed.allSatisfy { $0.probeFailure == nil }, "\(name)")
+            #expect(throws: StorageError.notFound(revisions.appending("none")!), "\(name)") { try storage.list(revisions.appending("none")!, probing: "link") }
         }
     }
 
@@ -125,8 +164,8 @@ import Testing
 /// What a sweep needs of a driver besides the basic contract: a detached area that can be read
 /// like the store, listed, moved whole and discarded.
 @Suite struct DetachedAreaTests {
-    @Test func detachedItemsCanBeReadListedMovedAndDiscarded() throws {
-        for (name, storage) in try StorageConformanceTests.drivers() {
+    @Test func detachedItemsCanBeReadListedMovedAndDiscarded() async throws {
+        for (name, storage) in try await StorageConformanceTests.drivers() {
             let parent = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-area-\(UUID())").path
             defer { try? FileManager.default.removeItem(atPath: parent) }
             let blob = StorePath(relative: "docker/registry/v2/blobs/sha256/ab/abcd/data")!
@@ -144,6 +183,27 @@ import Testing
             try storage.discardDetached(in: parent + "/trash/run-1")
             #expect(try storage.detachedFiles(in: parent + "/trash/run-1").isEmpty, "\(name)")
             try storage.discardDetached(in: parent + "/never-made")
+        }
+    }
+
+    /// gc's re-read tells links written during a run by their time: a detached and
+    /// reattached link must keep its own, or it would look freshly written and pin its blob.
+    @Test func detachAndReattachKeepTheModificationTime() async throws {
+        for (name, storage) in try await StorageConformanceTests.drivers() {
+            let parent = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-area-\(UUID())").path
+            defer { try? FileManager.default.removeItem(atPath: parent) }
+            let link = StorePath(relative: "docker/registry/v2/repositories/app/_layers/sha256/ab/link")!
+            let old = Date(timeIntervalSince1970: 1_600_000_000)
+            try storage.writeAtomically(link, Data("sha256:ab".utf8), modified: old)
+            try storage.detach(link.parent!, into: parent + "/run")
+            #expect(try storage.detachedArea(parent + "/run").status(link)?.modified == old, "\(name): in the area")
+            try storage.reattach(link, from: parent + "/run")
+            #expect(try storage.status(link)?.modified == old, "\(name): back in the store")
+            #expect(throws: StorageError.alreadyExists(link), "\(name)") {
+                try storage.detach(link.parent!, into: parent + "/run2")
+                try storage.writeAtomically(link, Data("again".utf8), modified: nil)
+                try storage.reattach(link, from: parent + "/run2")
+            }
         }
     }
 

@@ -1,0 +1,127 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import S3Store
+
+/// A real `docker-registry serve` (Distribution 2.8) on a bucket through its own `s3` driver,
+/// so tests see exactly the keys the registry writes to S3, not what we believe it writes.
+///
+/// `regionendpoint` makes the driver use path-style URLs. The registry is started with
+/// `AWS_CA_BUNDLE` unset: the s3 driver panics on that variable (`LoadCustomCABundleError`).
+public final class S3RegistryServer: @unchecked Sendable {
+    // @unchecked: the child process is the only mutable state, guarded by `lock`.
+    public let endpoint: S3Endpoint
+    public let rootDirectory: String
+    public let port: Int
+    public let baseURL: URL
+    /// The registry's config; `regkeeper --config` and `docker-registry garbage-collect` take it.
+    public let configPath: URL
+    private let configDirectory: URL
+    private let lock = NSLock()
+    private var child: RunningProcess?
+
+    static let readinessTimeout = 30.0
+
+    private init(endpoint: S3Endpoint, rootDirectory: String, port: Int) {
+        self.endpoint = endpoint
+        self.rootDirectory = rootDirectory
+        self.port = port
+        baseURL = URL(string: "http://127.0.0.1:\(port)")!
+        configDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("registry-s3-\(UUID().uuidString)")
+        configPath = configDirectory.appendingPathComponent("config.yml")
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: configDirectory)
+    }
+
+    /// Writes the config and starts the registry, returning once `GET /v2/` answers 200.
+    public static func start(endpoint: S3Endpoint, rootDirectory: String = "/") async throws -> S3RegistryServer {
+        var attempts = 3
+        while true {
+            attempts -= 1
+            let server = S3RegistryServer(endpoint: endpoint, rootDirectory: rootDirectory, port: try freeLoopbackPort())
+            try server.writeConfig()
+            do {
+                try await server.launch()
+                return server
+            } catch let RegistryServerError.exitedDuringStartup(_, _, stderr) where attempts > 0 && stderr.contains("address already in use") {
+                continue
+            }
+        }
+    }
+
+    public func stop() {
+        let running = lock.withLock {
+            defer { child = nil }
+            return child
+        }
+        running?.terminate()
+        running?.discardOutput()
+    }
+
+    /// Stops and starts again, emptying the registry's caches as an operator's restart would.
+    public func restart() async throws {
+        stop()
+        try await launch()
+    }
+
+    private func writeConfig() throws {
+        let yaml = """
+            version: 0.1
+            log:
+              level: error
+            storage:
+              s3:
+                region: \(endpoint.region)
+                regionendpoint: \(endpoint.url)
+                bucket: \(endpoint.bucket)
+                accesskey: \(endpoint.accessKey)
+                secretkey: \(endpoint.secretKey)
+                secure: \(endpoint.url.hasPrefix("https://"))
+                v4auth: true
+                rootdirectory: \(rootDirectory)
+              delete:
+                enabled: true
+              maintenance:
+                uploadpurging:
+                  enabled: false
+            http:
+              addr: 127.0.0.1:\(port)
+
+            """
+        do {
+            try FileManager.default.createDirectory(at: configDirectory, withIntermediateDirectories: true)
+            try Data(yaml.utf8).write(to: configPath)
+        } catch {
+            throw RegistryServerError.cannotWriteConfig(path: configPath.path, reason: "\(error)")
+        }
+    }
+
+    private func launch() async throws {
+        let running = try RunningProcess("env", ["-u", "AWS_CA_BUNDLE", "docker-registry", "serve", configPath.path], timeout: nil)
+        lock.withLock { child = running }
+        let url = baseURL.appendingPathComponent("v2/")
+        let deadline = Date().addingTimeInterval(Self.readinessTimeout)
+        var lastProblem = "no attempt"
+        while Date() < deadline {
+            guard running.isRunning else {
+                stop()
+                throw RegistryServerError.exitedDuringStartup(command: running.command, status: running.status, stderr: running.stderrSoFar)
+            }
+            var request = URLRequest(url: url)
+            request.timeoutInterval = 1
+            if let (_, response) = try? await URLSession.shared.data(for: request) {
+                let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+                if status == 200 { return }
+                lastProblem = "HTTP \(status)"
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let stderr = running.stderrSoFar
+        stop()
+        throw RegistryServerError.notReady(url: url, seconds: Self.readinessTimeout, lastProblem: lastProblem, stderr: stderr)
+    }
+}
