@@ -50,6 +50,9 @@ public enum ArchiveError: Error, Sendable, CustomStringConvertible {
     case targetInsideStore(target: String, store: String)
     case outputInsideStore(output: String, store: String)
     case outputDirectoryMissing(path: String)
+    /// Parts of the store could not be read (unreadable, symbolic links): an archive without
+    /// them would be restored on the worst day as if it were the whole store.
+    case incompleteStore([StoreFinding])
     /// `reindex` found files it could not read; the latest chain may be missing its newest.
     case unreadableInCatalog(catalog: String, files: [UnreadableArchive])
 
@@ -102,6 +105,11 @@ public enum ArchiveError: Error, Sendable, CustomStringConvertible {
         case .outputInsideStore(let output, let store):
             "\(output) is inside the registry tree of the store being backed up (\(store)); write archives elsewhere, ideally on another disk"
         case .outputDirectoryMissing(let path): "the output directory \(path) does not exist"
+        case .incompleteStore(let findings):
+            (["refusing to back up: \(findings.count) path(s) of the store cannot be read, and an archive without them would restore as if it were the whole store:"]
+                + findings.map { "  \($0)" }
+                + ["make them readable by the user running backup, and replace symbolic links with what they point to; no archive was written"])
+                .joined(separator: "\n")
         case .unreadableInCatalog(let catalog, let files):
             "the backup catalog \(catalog) lists \(files.count) unreadable archive(s), which may be the newest backup; "
                 + "--latest restores none. Unreadable: " + files.map(\.description).joined(separator: "; ")

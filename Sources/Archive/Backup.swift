@@ -34,6 +34,11 @@ public struct Backup: Sendable {
         try Self.checkOutput(output, storeRoot: sourceRoot)
         let catalog = try BackupCatalog.open(directory: catalogDirectory)
         let plan = try await plan(catalog: incremental ? catalog : nil)
+        let hidden = plan.findings.compactMap { finding -> StoreFinding? in
+            if case .store(let found) = finding, found.hidesContent { return found }
+            return nil
+        }
+        guard hidden.isEmpty else { throw ArchiveError.incompleteStore(hidden) }
         try await hooks.afterSnapshot()
         var writer = ArchiveWriter(storage: storage, toolVersion: toolVersion, sourceRoot: sourceRoot)
         writer.level = level

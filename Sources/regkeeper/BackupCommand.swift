@@ -27,8 +27,10 @@ struct BackupCommand: AsyncParsableCommand {
             state directory; `backup list` shows it, `backup reindex DIR` rebuilds it.
 
             EXIT STATUS: 0 success; 1 could not run (bad input, unreadable store, FILE exists, no \
-            full backup to build on); 2 another run holds the lock; 4 archive written, but some \
-            blobs were missing or corrupt in the store and are not in it.
+            full backup to build on); 2 another run holds the lock; 3 refused, no archive written: \
+            part of the store cannot be read (an unreadable directory, a symbolic link inside \
+            repositories/); 4 archive written, but some blobs were missing or corrupt in the \
+            store and are not in it.
             """,
         subcommands: [BackupListCommand.self, BackupReindexCommand.self, BackupVerifyCommand.self]
     )

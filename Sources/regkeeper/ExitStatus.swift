@@ -81,5 +81,8 @@ extension UndoGarbageCollection.Failure: ReportedFailure {
 }
 
 extension ArchiveError: ReportedFailure {
-    var exitStatus: ExitCode { ExitStatus.failure }
+    var exitStatus: ExitCode {
+        if case .incompleteStore = self { return ExitStatus.refused }
+        return ExitStatus.failure
+    }
 }

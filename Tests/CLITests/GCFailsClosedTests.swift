@@ -86,6 +86,14 @@ import Testing
             #expect(retain.status == 3 && retain.stderr.contains("refusing to plan"), "\(retain.stderr)")
             let report = try GCCommandTests.regkeeper(["report", "--root", store.root.path])
             #expect(report.status == 3 && report.stdout.contains("gc would free unknown"), "\(report.stdout)\(report.stderr)")
+            // backup too: an archive missing what the link hides would restore as the whole store.
+            let archive = store.root.deletingLastPathComponent().appendingPathComponent("backup.tar.zst")
+            let backup = try GCCommandTests.regkeeper(["backup", "--output", archive.path, "--root", store.root.path])
+            #expect(backup.status == 3 && backup.stderr.contains("refusing to back up"), "\(backup.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: archive.path), "no archive written")
+            // verify names it as damage.
+            let verify = try GCCommandTests.regkeeper(["verify", "--root", store.root.path])
+            #expect(verify.status == 5 && verify.stdout.contains("symbolic link"), "\(verify.stdout)\(verify.stderr)")
             #expect(try await store.blobCount == before, "nothing was deleted")
             try await store.expectEveryTagPulls()
         }
