@@ -154,19 +154,28 @@ public final class RegistryServer: @unchecked Sendable {
     }
 
     private func launch() async throws {
-        try await Self.startups.withSlot {
-            let running = try RunningProcess("docker-registry", ["serve", configPath.path], timeout: nil)
-            lock.withLock { child = running }
+        let running = try await Self.launchRegistry(["docker-registry", "serve", configPath.path], answeringAt: baseURL)
+        lock.withLock { child = running }
+    }
+
+    /// Starts a registry in one of the `startups` slots and returns it once `GET /v2/` answers
+    /// 200, or stops it and throws: every registry the tests run (filesystem or s3 driver)
+    /// starts this way.
+    static func launchRegistry(_ command: [String], answeringAt baseURL: URL) async throws -> RunningProcess {
+        try await startups.withSlot {
+            let running = try RunningProcess(command[0], Array(command.dropFirst()), timeout: nil)
             do {
-                try await waitUntilReady(running)
+                try await waitUntilReady(running, baseURL: baseURL)
+                return running
             } catch {
-                stop()
+                running.terminate()
+                running.discardOutput()
                 throw error
             }
         }
     }
 
-    private func waitUntilReady(_ running: RunningProcess) async throws {
+    private static func waitUntilReady(_ running: RunningProcess, baseURL: URL) async throws {
         let url = baseURL.appendingPathComponent("v2/")
         let deadline = Date().addingTimeInterval(Self.readinessTimeout)
         let configuration = URLSessionConfiguration.ephemeral

@@ -21,8 +21,6 @@ public final class S3RegistryServer: @unchecked Sendable {
     private let lock = NSLock()
     private var child: RunningProcess?
 
-    static let readinessTimeout = 30.0
-
     private init(endpoint: S3Endpoint, rootDirectory: String, port: Int) {
         self.endpoint = endpoint
         self.rootDirectory = rootDirectory
@@ -48,6 +46,8 @@ public final class S3RegistryServer: @unchecked Sendable {
                 try await server.launch()
                 return server
             } catch let RegistryServerError.exitedDuringStartup(_, _, stderr) where attempts > 0 && stderr.contains("address already in use") {
+                continue
+            } catch RegistryServerError.notReady where attempts > 0 {
                 continue
             }
         }
@@ -101,27 +101,8 @@ public final class S3RegistryServer: @unchecked Sendable {
     }
 
     private func launch() async throws {
-        let running = try RunningProcess("env", ["-u", "AWS_CA_BUNDLE", "docker-registry", "serve", configPath.path], timeout: nil)
+        let running = try await RegistryServer.launchRegistry(
+            ["env", "-u", "AWS_CA_BUNDLE", "docker-registry", "serve", configPath.path], answeringAt: baseURL)
         lock.withLock { child = running }
-        let url = baseURL.appendingPathComponent("v2/")
-        let deadline = Date().addingTimeInterval(Self.readinessTimeout)
-        var lastProblem = "no attempt"
-        while Date() < deadline {
-            guard running.isRunning else {
-                stop()
-                throw RegistryServerError.exitedDuringStartup(command: running.command, status: running.status, stderr: running.stderrSoFar)
-            }
-            var request = URLRequest(url: url)
-            request.timeoutInterval = 1
-            if let (_, response) = try? await URLSession.shared.data(for: request) {
-                let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-                if status == 200 { return }
-                lastProblem = "HTTP \(status)"
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        let stderr = running.stderrSoFar
-        stop()
-        throw RegistryServerError.notReady(url: url, seconds: Self.readinessTimeout, lastProblem: lastProblem, stderr: stderr)
     }
 }
