@@ -4,68 +4,6 @@ import RegistryStore
 import StateDatabase
 import Synchronization
 
-public struct VerifyOptions: Sendable {
-    /// Blobs hashed at once. Hashing, not reading, is the limit: one per core.
-    public var jobs = max(1, ProcessInfo.processInfo.activeProcessorCount)
-    /// Skip blobs verified good within this span whose size and mtime have not changed.
-    public var maxAge: TimeSpan?
-    /// Rehash at most about this many bytes, least recently verified first.
-    public var budget: ByteCount?
-    /// Start no new blob after this long.
-    public var timeLimit: Duration?
-    /// Absolute directory that corrupt blobs are moved into; nil leaves the store untouched.
-    public var quarantineDirectory: String?
-
-    public init() {}
-}
-
-/// What a run checked and found.
-public struct VerifyReport: Sendable, Codable {
-    public struct Counts: Sendable, Codable, Hashable {
-        public var repositories = 0
-        public var tags = 0
-        public var manifests = 0
-        public var blobs = 0
-        public var bytes: Int64 = 0
-        public var blobsHashed = 0
-        public var bytesHashed: Int64 = 0
-        /// Skipped by `--max-age`: verified good recently and unchanged since.
-        public var recentlyVerified = 0
-        /// Left for a later run by `--budget` or `--time-limit`.
-        public var deferred = 0
-        public var deferredBytes: Int64 = 0
-        public var quarantined = 0
-    }
-
-    public enum Stop: String, Sendable, Codable {
-        case budget
-        case timeLimit = "time-limit"
-    }
-
-    /// Sorted by kind, then path.
-    public var findings: [IntegrityFinding]
-    public var counts: Counts
-    /// Why some blobs were left for a later run, if any were.
-    public var stoppedBy: Stop?
-    public var startedAt: Date
-    /// Time spent rehashing, for throughput.
-    public var hashSeconds: Double
-
-    public var isClean: Bool { findings.isEmpty }
-}
-
-public enum VerifyError: Error, Hashable, Sendable, CustomStringConvertible {
-    case storeUnreadable(StorageError)
-    case stateDatabase(operation: String, reason: String)
-
-    public var description: String {
-        switch self {
-        case .storeUnreadable(let error): "cannot read the store: \(error)"
-        case .stateDatabase(let operation, let reason): "state database: cannot \(operation): \(reason)"
-        }
-    }
-}
-
 /// `regkeeper verify`: checks the layout, the reference graph and the content of every blob,
 /// hands each piece of damage to `findings` as it is found, and returns the whole report.
 /// Reads only, unless `quarantineDirectory` is set.
@@ -291,49 +229,6 @@ public struct Verifier: Sendable {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withYear, .withMonth, .withDay, .withTime, .withTimeZone]
         return formatter.string(from: date)
-    }
-}
-
-/// Turns what is known of one blob into at most one finding, so one damage is reported once:
-/// a truncated layer also fails its hash, and a corrupt manifest also fails to parse.
-struct Judge: Sendable {
-    let graph: ReferenceGraph
-
-    func verdict(_ blob: BlobStatus, outcome: HashOutcome?) -> IntegrityFinding? {
-        let digest = blob.digest
-        let path = Layout.blobData(digest)
-        let tags = graph.tags(reaching: digest)
-        let declared = graph.declaredSizes[digest]?.first { $0.size != blob.size }
-        let sizeNote = declared.map {
-            "\(blob.size) bytes where manifest \($0.manifest) in \($0.repository) declares \($0.size)"
-        }
-        func finding(_ kind: IntegrityFinding.Kind, _ message: String) -> IntegrityFinding {
-            IntegrityFinding(kind: kind, path: path, digest: digest, affectedTags: tags, message: message)
-        }
-        switch outcome {
-        case .unreadable(let error)?:
-            return finding(.unreadable, error.description)
-        case .mismatch(let actual, _)?:
-            let content = "content hashes to \(actual)"
-            if let declared, let sizeNote {
-                return finding(blob.size < declared.size ? .truncated : .sizeMismatch, "\(sizeNote); \(content)")
-            }
-            if case .unparsable? = graph.manifestProblems[digest] {
-                return finding(.corrupt, "\(content), and no longer parses as a manifest")
-            }
-            return finding(.corrupt, content)
-        case .matches?, nil:
-            if let declared, let sizeNote {
-                if outcome == nil, blob.size < declared.size { return finding(.truncated, sizeNote) }
-                let checked = outcome == nil ? "" : " (the content matches its digest: the manifest is wrong)"
-                return finding(.sizeMismatch, sizeNote + checked)
-            }
-            switch graph.manifestProblems[digest] {
-            case .unparsable(let error)?: return finding(.badManifest, error.description)
-            case .unreadable(let reason)? where outcome == nil: return finding(.unreadable, reason)
-            default: return nil
-            }
-        }
     }
 }
 
