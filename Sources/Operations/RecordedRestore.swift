@@ -39,3 +39,23 @@ public struct RecordedRestore: Sendable {
         return result
     }
 }
+
+/// The archives a restore reads, checked as a chain (the right order, nothing missing, every
+/// repository asked for present), and the target checked, before anything is written: the
+/// files given, or the latest restorable chain a catalog records.
+public enum RestoreChain {
+    public static func open(
+        files: [String], latestIn catalog: String?, target: String, options: RestoreOptions
+    ) async throws(ArchiveError) -> ArchiveChain {
+        try RestoreExecutor.checkTarget(target)
+        var paths = files
+        if let catalog {
+            paths = try await BackupCatalog.openExisting(directory: catalog).latestRestorableChain().map(\.path)
+        }
+        var readers: [ArchiveReader] = []
+        for path in paths { readers.append(try ArchiveReader(path: path)) }
+        let chain = try ArchiveChain(readers)
+        _ = try chain.neededBlobs(repositories: options.repositories)
+        return chain
+    }
+}

@@ -153,16 +153,7 @@ struct RestoreCommand: AsyncParsableCommand {
 
     /// The archives to restore, read and checked as a chain, and the target checked.
     private func openChain(target: String, options: RestoreOptions) async throws(ArchiveError) -> ArchiveChain {
-        try RestoreExecutor.checkTarget(target)
-        var paths = files
-        if latest, let catalog {
-            paths = try await BackupCatalog.openExisting(directory: catalog).latestRestorableChain().map(\.path)
-        }
-        var readers: [ArchiveReader] = []
-        for path in paths { readers.append(try ArchiveReader(path: path)) }
-        let chain = try ArchiveChain(readers)
-        _ = try chain.neededBlobs(repositories: options.repositories)
-        return chain
+        try await RestoreChain.open(files: files, latestIn: latest ? catalog : nil, target: target, options: options)
     }
 
     /// The exit status and message of a restore that did not complete: refusals (3) and
