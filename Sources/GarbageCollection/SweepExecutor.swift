@@ -182,7 +182,7 @@ public struct SweepExecutor: Sendable {
         }
 
         // 4. Put those items back, and what could not be taken out whole.
-        let returning = detached.filter { fresh.everything || $0.item.isNeeded(by: fresh) } + failed
+        let returning = detached.filter { fresh.everything || $0.item.isNeeded(by: fresh) } + failed.filter { !$0.paths.isEmpty }
         let kept = detached.filter { !(fresh.everything || $0.item.isNeeded(by: fresh)) }
         var stranded = false
         try reporter.phase("put back") {
