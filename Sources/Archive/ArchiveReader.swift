@@ -54,15 +54,13 @@ public final class ArchiveReader {
 
     private static func pread(_ descriptor: Int32, _ path: String, count: Int, at offset: Int) throws(ArchiveError) -> Data {
         var bytes = Data(count: count)
-        var filled = 0
-        while filled < count {
-            let n = bytes.withUnsafeMutableBytes { Foundation.pread(descriptor, $0.baseAddress! + filled, count - filled, off_t(offset + filled)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io(path: path, operation: "read", errno: .current)
-            }
-            if n == 0 { break }
-            filled += n
+        let read: Result<Int, Errno> = bytes.withUnsafeMutableBytes { buffer in
+            Result { () throws(Errno) in try SystemCall.readFully(descriptor, into: buffer, at: Int64(offset)) }
+        }
+        let filled: Int
+        switch read {
+        case .success(let count): filled = count
+        case .failure(let failure): throw .io(path: path, operation: "read", errno: failure)
         }
         if filled < count { bytes.removeSubrange(filled...) }
         return bytes
@@ -195,17 +193,17 @@ public final class ArchiveReader {
         var bytesRead: Int64 = 0
         // Stops at the table of contents, which init has read and checked.
         let decompressor = try ZstdDecompressor(bufferSize: 1 << 20) { buffer in
-            while true {
-                let want = Int(min(Int64(buffer.count), streamEnd - bytesRead))
-                guard want > 0 else { return 0 }
-                let n = Foundation.pread(descriptor, buffer.baseAddress!, want, off_t(bytesRead))
-                if n >= 0 {
-                    bytesRead += Int64(n)
-                    consumed(bytesRead)
-                    return n
-                }
-                if errno != EINTR { throw ArchiveError.io(path: archive, operation: "read", errno: .current) }
+            let want = Int(min(Int64(buffer.count), streamEnd - bytesRead))
+            guard want > 0 else { return 0 }
+            let n: Int
+            do throws(Errno) {
+                n = try SystemCall.retrying { Foundation.pread(descriptor, buffer.baseAddress!, want, off_t(bytesRead)) }
+            } catch {
+                throw ArchiveError.io(path: archive, operation: "read", errno: error)
             }
+            bytesRead += Int64(n)
+            consumed(bytesRead)
+            return n
         }
         let tar = TarReader(bufferSize: 1 << 20) { buffer in try decompressor.read(into: buffer) }
         let excluded = Set(index?.excluded.map(\.digest) ?? [])

@@ -57,14 +57,10 @@ final class OutputFile {
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError) {
-        var done = 0
-        while done < bytes.count {
-            let count = Foundation.write(descriptor, bytes.baseAddress! + done, bytes.count - done)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw .io(path: temporaryPath, operation: "write", errno: .current)
-            }
-            done += count
+        do {
+            try SystemCall.writeAll(descriptor, bytes)
+        } catch {
+            throw .io(path: temporaryPath, operation: "write", errno: error)
         }
         let before = bytesWritten
         bytesWritten += UInt64(bytes.count)

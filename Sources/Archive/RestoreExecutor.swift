@@ -425,15 +425,8 @@ private struct StagedTreeMerge {
         guard descriptor >= 0 else { return nil }
         defer { close(descriptor) }
         var bytes = [UInt8](repeating: 0, count: RestoreExecutor.comparedBytes)
-        var filled = 0
-        while filled < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + filled, $0.count - filled) }
-            if n < 0, errno == EINTR { continue }
-            guard n >= 0 else { return nil }
-            if n == 0 { break }
-            filled += n
-        }
-        return Array(bytes[0..<filled])
+        let filled = bytes.withUnsafeMutableBytes { buffer in try? SystemCall.readFully(descriptor, into: buffer) }
+        return filled.map { Array(bytes[0..<$0]) }
     }
 
     /// Name order, but a tag's `current` after its `index`: a tag appears last.

@@ -179,16 +179,11 @@ private final class StagingWriter: @unchecked Sendable {
                 }
             case .write(let count):
                 guard !failed, descriptor >= 0 else { break }
-                var written = 0
                 let base = buffers.baseAddress! + slot * Self.slotSize
-                while written < count {
-                    let n = Foundation.write(descriptor, base + written, count - written)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        fail(.stagingWrite(member: member, operation: "write", errno: .current))
-                        break
-                    }
-                    written += n
+                do {
+                    try SystemCall.writeAll(descriptor, UnsafeRawBufferPointer(start: base, count: count))
+                } catch {
+                    fail(.stagingWrite(member: member, operation: "write", errno: error))
                 }
             case .close:
                 guard descriptor >= 0 else { break }

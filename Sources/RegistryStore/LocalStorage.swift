@@ -183,20 +183,14 @@ public final class LocalStorage: StoreStorage {
             throw .system(operation: "read (file larger than \(limit) bytes)", path: path, errno: Errno(EFBIG))
         }
         var data = Data(count: Int(info.st_size))
-        var filled = 0
-        let failure: Errno? = data.withUnsafeMutableBytes { buffer in
-            while filled < buffer.count {
-                let count = Foundation.read(descriptor, buffer.baseAddress! + filled, buffer.count - filled)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    return .current
-                }
-                if count == 0 { break }
-                filled += count
-            }
-            return nil
+        let read: Result<Int, Errno> = data.withUnsafeMutableBytes { buffer in
+            Result { () throws(Errno) in try SystemCall.readFully(descriptor, into: buffer) }
         }
-        if let failure { throw Self.error("read", path, failure) }
+        let filled: Int
+        switch read {
+        case .success(let count): filled = count
+        case .failure(let failure): throw Self.error("read", path, failure)
+        }
         return (data.prefix(filled), FileStatus(kind: Self.kind(info.st_mode), size: Int64(filled), modified: Self.date(info.st_mtim)))
     }
 
@@ -206,10 +200,11 @@ public final class LocalStorage: StoreStorage {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 4096)
         defer { buffer.deallocate() }
         while true {
-            let count = Foundation.read(descriptor, buffer.baseAddress!, chunkSize)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw Self.error("read", path, .current)
+            let count: Int
+            do {
+                count = try SystemCall.retrying { Foundation.read(descriptor, buffer.baseAddress!, chunkSize) }
+            } catch {
+                throw Self.error("read", path, error)
             }
             if count == 0 { return }
             try body(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
@@ -235,14 +230,10 @@ public final class LocalStorage: StoreStorage {
             let descriptor = openat(parent, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
             guard descriptor >= 0 else { throw Self.error("create", path, .current) }
             var failure: Errno? = data.withUnsafeBytes { buffer in
-                var written = 0
-                while written < buffer.count {
-                    let count = write(descriptor, buffer.baseAddress! + written, buffer.count - written)
-                    if count < 0 {
-                        if errno == EINTR { continue }
-                        return .current
-                    }
-                    written += count
+                do throws(Errno) {
+                    try SystemCall.writeAll(descriptor, buffer)
+                } catch {
+                    return error
                 }
                 return fsync(descriptor) == 0 ? nil : .current
             }

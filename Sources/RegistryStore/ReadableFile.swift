@@ -27,10 +27,10 @@ final class DescriptorReadableFile: StoreReadableFile {
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(StorageError) -> Int {
         guard let base = buffer.baseAddress, !buffer.isEmpty else { return 0 }
-        while true {
-            let count = Foundation.read(descriptor, base, buffer.count)
-            if count >= 0 { return count }
-            if errno != EINTR { throw .system(operation: "read", path: path, errno: .current) }
+        do {
+            return try SystemCall.retrying { Foundation.read(descriptor, base, buffer.count) }
+        } catch {
+            throw .system(operation: "read", path: path, errno: error)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import RegistryStore
 
 struct Measurement {
     var seconds: Double
@@ -21,7 +22,7 @@ func measure(_ executable: String, _ arguments: [String]) throws -> Measurement 
     guard spawned == 0 else { throw BenchError("cannot run \(executable): \(String(cString: strerror(spawned)))") }
     var status: Int32 = 0
     var usage = rusage()
-    while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+    _ = try? SystemCall.retrying { Int(wait4(pid, &status, 0, &usage)) }
     let elapsed = ContinuousClock.now - start
     guard status == 0 else { throw BenchError("\(executable) \(arguments.joined(separator: " ")) exited with status \(status)") }
     let (seconds, attoseconds) = elapsed.components

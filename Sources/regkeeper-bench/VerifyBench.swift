@@ -118,14 +118,11 @@ func capture(_ executable: String, _ arguments: [String]) throws -> String {
     guard spawned == 0 else { throw BenchError("cannot run \(executable): \(String(cString: strerror(spawned)))") }
     var output = Data()
     var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = read(pipe[0], &chunk, chunk.count)
-        if count < 0, errno == EINTR { continue }
-        if count <= 0 { break }
+    while let count = try? SystemCall.retrying({ read(pipe[0], &chunk, chunk.count) }), count > 0 {
         output.append(contentsOf: chunk[..<count])
     }
     var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    _ = try? SystemCall.retrying { Int(waitpid(pid, &status, 0)) }
     guard status == 0 else { throw BenchError("\(executable) exited with status \(status)") }
     return String(decoding: output, as: UTF8.self)
 }
