@@ -37,6 +37,8 @@ public final class RegistryServer: @unchecked Sendable {
     public let baseURL: URL
 
     private let configDirectory: URL
+    /// Names this registry in its responses (`instanceHeader`).
+    private let instance = UUID().uuidString
     private let lock = NSLock()
     private var child: RunningProcess?
 
@@ -142,6 +144,8 @@ public final class RegistryServer: @unchecked Sendable {
                   enabled: false
             \(cache)http:
               addr: 127.0.0.1:\(port)
+              headers:
+                \(Self.instanceHeader): [\(instance)]
 
             """ + extraConfig
         do {
@@ -154,18 +158,23 @@ public final class RegistryServer: @unchecked Sendable {
     }
 
     private func launch() async throws {
-        let running = try await Self.launchRegistry(["docker-registry", "serve", configPath.path], answeringAt: baseURL)
+        let running = try await Self.launchRegistry(["docker-registry", "serve", configPath.path], answeringAt: baseURL, instance: instance)
         lock.withLock { child = running }
     }
 
+    /// A response header naming the registry instance, so that readiness is ours: two tests
+    /// can be handed the same free port, and the one whose registry lost the bind must not
+    /// take the other's answer for its own (and push into the other's store).
+    static let instanceHeader = "X-Regkeeper-Instance"
+
     /// Starts a registry in one of the `startups` slots and returns it once `GET /v2/` answers
-    /// 200, or stops it and throws: every registry the tests run (filesystem or s3 driver)
-    /// starts this way.
-    static func launchRegistry(_ command: [String], answeringAt baseURL: URL) async throws -> RunningProcess {
+    /// 200 with its own `instance` header, or stops it and throws: every registry the tests run
+    /// (filesystem or s3 driver) starts this way.
+    static func launchRegistry(_ command: [String], answeringAt baseURL: URL, instance: String) async throws -> RunningProcess {
         try await startups.withSlot {
             let running = try RunningProcess(command[0], Array(command.dropFirst()), timeout: nil)
             do {
-                try await waitUntilReady(running, baseURL: baseURL)
+                try await waitUntilReady(running, baseURL: baseURL, instance: instance)
                 return running
             } catch {
                 running.terminate()
@@ -175,7 +184,7 @@ public final class RegistryServer: @unchecked Sendable {
         }
     }
 
-    private static func waitUntilReady(_ running: RunningProcess, baseURL: URL) async throws {
+    private static func waitUntilReady(_ running: RunningProcess, baseURL: URL, instance: String) async throws {
         let url = baseURL.appendingPathComponent("v2/")
         let deadline = Date().addingTimeInterval(Self.readinessTimeout)
         let configuration = URLSessionConfiguration.ephemeral
@@ -190,9 +199,10 @@ public final class RegistryServer: @unchecked Sendable {
             }
             do {
                 let (_, response) = try await session.data(from: url)
-                let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-                if status == 200 { return }
-                lastProblem = "HTTP \(status)"
+                let http = response as? HTTPURLResponse
+                let status = http?.statusCode ?? 0
+                if status == 200, http?.value(forHTTPHeaderField: instanceHeader) == instance { return }
+                lastProblem = status == 200 ? "another registry answers on this port" : "HTTP \(status)"
             } catch {
                 lastProblem = "\(error)"
             }

@@ -18,6 +18,8 @@ public final class S3RegistryServer: @unchecked Sendable {
     /// The registry's config; `regkeeper --config` and `docker-registry garbage-collect` take it.
     public let configPath: URL
     private let configDirectory: URL
+    /// Names this registry in its responses (`instanceHeader`).
+    private let instance = UUID().uuidString
     private let lock = NSLock()
     private var child: RunningProcess?
 
@@ -90,6 +92,8 @@ public final class S3RegistryServer: @unchecked Sendable {
                   enabled: false
             http:
               addr: 127.0.0.1:\(port)
+              headers:
+                \(RegistryServer.instanceHeader): [\(instance)]
 
             """
         do {
@@ -102,7 +106,7 @@ public final class S3RegistryServer: @unchecked Sendable {
 
     private func launch() async throws {
         let running = try await RegistryServer.launchRegistry(
-            ["env", "-u", "AWS_CA_BUNDLE", "docker-registry", "serve", configPath.path], answeringAt: baseURL)
+            ["env", "-u", "AWS_CA_BUNDLE", "docker-registry", "serve", configPath.path], answeringAt: baseURL, instance: instance)
         lock.withLock { child = running }
     }
 }
