@@ -39,8 +39,7 @@ public final class RegistryServer: @unchecked Sendable {
     private let configDirectory: URL
     /// Names this registry in its responses (`instanceHeader`).
     private let instance = UUID().uuidString
-    private let lock = NSLock()
-    private var child: RunningProcess?
+    private let child = RegistryChild()
 
     /// `extraConfig` that lets 2.8.2 accept signed schema1 pushes; without it they fail with
     /// HTTP 500 "manifest schema v1 unsupported".
@@ -87,9 +86,7 @@ public final class RegistryServer: @unchecked Sendable {
         blobDescriptorCache: Bool = false,
         extraConfig: String = ""
     ) async throws -> RegistryServer {
-        var attempts = port == nil ? 3 : 1
-        while true {
-            attempts -= 1
+        try await startRetrying(attempts: port == nil ? 3 : 1) {
             let server = try RegistryServer(
                 root: root,
                 port: port ?? freeLoopbackPort(),
@@ -97,29 +94,30 @@ public final class RegistryServer: @unchecked Sendable {
                     .appendingPathComponent("registry-\(UUID().uuidString)", isDirectory: true)
             )
             try server.writeConfig(blobDescriptorCache: blobDescriptorCache, extraConfig: extraConfig)
+            try await server.launch()
+            return server
+        }
+    }
+
+    /// Runs `start` until it gives a registry: a picked port another process took meanwhile
+    /// ("address already in use"), or a registry that never answers (seen once at the very
+    /// start of a full parallel run), is tried again with a fresh server on a fresh port.
+    static func startRetrying<Server>(attempts: Int, _ start: () async throws -> Server) async throws -> Server {
+        var left = attempts
+        while true {
+            left -= 1
             do {
-                try await server.launch()
-                return server
-            } catch let RegistryServerError.exitedDuringStartup(_, _, stderr)
-                where attempts > 0 && stderr.contains("address already in use") {
+                return try await start()
+            } catch let RegistryServerError.exitedDuringStartup(_, _, stderr) where left > 0 && stderr.contains("address already in use") {
                 continue
-            } catch RegistryServerError.notReady where attempts > 0 && port == nil {
-                // Seen once at the very start of a full parallel run: a registry alive but never
-                // listening. A fresh one on a fresh port has answered every time.
+            } catch RegistryServerError.notReady where left > 0 {
                 continue
             }
         }
     }
 
     /// Terminates the registry and waits for it to exit; safe to call twice.
-    public func stop() {
-        let running = lock.withLock {
-            defer { child = nil }
-            return child
-        }
-        running?.terminate()
-        running?.discardOutput()
-    }
+    public func stop() { child.stop() }
 
     /// Stops and starts again on the same root, port and config, which empties the registry's
     /// in-memory caches the way an operator's restart after gc would.
@@ -159,7 +157,7 @@ public final class RegistryServer: @unchecked Sendable {
 
     private func launch() async throws {
         let running = try await Self.launchRegistry(["docker-registry", "serve", configPath.path], answeringAt: baseURL, instance: instance)
-        lock.withLock { child = running }
+        child.set(running)
     }
 
     /// A response header naming the registry instance, so that readiness is ours: two tests
@@ -237,4 +235,26 @@ func freeLoopbackPort() throws -> Int {
     }
     guard bound else { throw RegistryServerError.noFreePort(reason: "bind/getsockname: errno \(errno)") }
     return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// The running registry of a server, swapped under a lock so that a server can be shared by
+/// concurrently running tests and stopped from any of them, twice if need be.
+final class RegistryChild: @unchecked Sendable {
+    // @unchecked: `running` is only touched under `lock`.
+    private let lock = NSLock()
+    private var running: RunningProcess?
+
+    func set(_ process: RunningProcess) {
+        lock.withLock { running = process }
+    }
+
+    /// Terminates the registry and waits for it to exit.
+    func stop() {
+        let process = lock.withLock {
+            defer { running = nil }
+            return running
+        }
+        process?.terminate()
+        process?.discardOutput()
+    }
 }

@@ -10,7 +10,7 @@ import S3Store
 /// `regionendpoint` makes the driver use path-style URLs. The registry is started with
 /// `AWS_CA_BUNDLE` unset: the s3 driver panics on that variable (`LoadCustomCABundleError`).
 public final class S3RegistryServer: @unchecked Sendable {
-    // @unchecked: the child process is the only mutable state, guarded by `lock`.
+    // @unchecked: the child process is the only mutable state, held by `RegistryChild`.
     public let endpoint: S3Endpoint
     public let rootDirectory: String
     public let port: Int
@@ -20,8 +20,7 @@ public final class S3RegistryServer: @unchecked Sendable {
     private let configDirectory: URL
     /// Names this registry in its responses (`instanceHeader`).
     private let instance = UUID().uuidString
-    private let lock = NSLock()
-    private var child: RunningProcess?
+    private let child = RegistryChild()
 
     private init(endpoint: S3Endpoint, rootDirectory: String, port: Int) {
         self.endpoint = endpoint
@@ -39,30 +38,15 @@ public final class S3RegistryServer: @unchecked Sendable {
 
     /// Writes the config and starts the registry, returning once `GET /v2/` answers 200.
     public static func start(endpoint: S3Endpoint, rootDirectory: String = "/") async throws -> S3RegistryServer {
-        var attempts = 3
-        while true {
-            attempts -= 1
+        try await RegistryServer.startRetrying(attempts: 3) {
             let server = S3RegistryServer(endpoint: endpoint, rootDirectory: rootDirectory, port: try freeLoopbackPort())
             try server.writeConfig()
-            do {
-                try await server.launch()
-                return server
-            } catch let RegistryServerError.exitedDuringStartup(_, _, stderr) where attempts > 0 && stderr.contains("address already in use") {
-                continue
-            } catch RegistryServerError.notReady where attempts > 0 {
-                continue
-            }
+            try await server.launch()
+            return server
         }
     }
 
-    public func stop() {
-        let running = lock.withLock {
-            defer { child = nil }
-            return child
-        }
-        running?.terminate()
-        running?.discardOutput()
-    }
+    public func stop() { child.stop() }
 
     /// Stops and starts again, emptying the registry's caches as an operator's restart would.
     public func restart() async throws {
@@ -107,6 +91,6 @@ public final class S3RegistryServer: @unchecked Sendable {
     private func launch() async throws {
         let running = try await RegistryServer.launchRegistry(
             ["env", "-u", "AWS_CA_BUNDLE", "docker-registry", "serve", configPath.path], answeringAt: baseURL, instance: instance)
-        lock.withLock { child = running }
+        child.set(running)
     }
 }
