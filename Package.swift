@@ -19,6 +19,9 @@ let package = Package(
         .target(name: "StateDatabase", dependencies: ["CSQLite"]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .target(name: "Zstd", dependencies: ["CZstd"]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // Reading the registry's own logs for `pulls import`: parser, gzip, incremental sources.
+        .target(name: "PullLog", dependencies: ["CSystemShims", "CZlib", "RegistryModel", "RegistryStore"]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "S3Store", dependencies: ["CCurl", "RegistryStore", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "TarFormat"),
@@ -33,13 +36,14 @@ let package = Package(
         .target(name: "Archive", dependencies: [
             "RegistryStore", "Zstd", "TarFormat", "StateDatabase", "CSystemShims", .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .target(name: "Operations", dependencies: ["Archive", "GarbageCollection", "Integrity", "Reporting", "Retention", "StateDatabase"]),
+        .target(name: "Operations", dependencies: ["Archive", "GarbageCollection", "Integrity", "PullLog", "Reporting", "Retention", "StateDatabase"]),
         .executableTarget(name: "regkeeper", dependencies: [
             "Archive",
             "S3Store",
             "GarbageCollection",
             "Integrity",
             "Operations",
+            "PullLog",
             "Reporting",
             "Retention",
             "StateDatabase",
@@ -70,6 +74,7 @@ let package = Package(
         .testTarget(name: "TarFormatTests", dependencies: ["TarFormat", "Zstd", "RegistryHarness"]),
         .testTarget(name: "RegistryModelTests", dependencies: ["RegistryModel"]),
         .testTarget(name: "RegistryStoreTests", dependencies: ["RegistryModel", "RegistryStore", "RegistryHarness", "S3Store", "StoreTestSupport"]),
+        .testTarget(name: "PullLogTests", dependencies: ["PullLog"]),
         .testTarget(name: "RetentionTests", dependencies: ["Retention", "StateDatabase", "StoreTestSupport"]),
         .testTarget(name: "RetentionIntegrationTests", dependencies: ["Retention", "GarbageCollection", "RegistryHarness", "StoreTestSupport"]),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "StoreTestSupport"]),

@@ -72,3 +72,11 @@ int regkeeper_syncfs(int fd) {
 int regkeeper_start_writeback(int fd, long long offset, long long count) {
     return sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE);
 }
+
+void *regkeeper_memmem(const void *haystack, size_t haystacklen, const void *needle, size_t needlelen) {
+    return memmem(haystack, haystacklen, needle, needlelen);
+}
+
+void *regkeeper_memrchr(const void *s, int c, size_t n) {
+    return memrchr(s, c, n);
+}

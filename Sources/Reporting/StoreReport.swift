@@ -48,6 +48,8 @@ public struct StoreReport: Sendable, Encodable {
     /// Paths that could not be read (unreadable, symbolic links): what they hide is unknown,
     /// so nothing is claimed reclaimable while they stand (gc refuses to sweep too).
     public var unreadable: [StoreFinding] = []
+    /// Set by the caller from the state database when registry logs were imported.
+    public var unpulled: UnpulledTags?
 
     /// Whether the reclaimable figures mean anything.
     public var reclaimableIsKnown: Bool { unreadable.isEmpty }
@@ -227,5 +229,34 @@ public struct StoreReporter: Sendable {
             }
         }
         return sizes
+    }
+}
+
+/// Tags no imported registry log shows pulled (by the tag, or by the digest it points to),
+/// per repository: what a `pulledWithin` policy would find unused. Known only for the span
+/// the imported logs cover.
+public struct UnpulledTags: Sendable, Encodable {
+    /// The earliest and latest entries of the imported logs.
+    public var since: Date
+    public var until: Date
+    /// Repositories with at least one tag never pulled since `since`, by name.
+    public var repositories: [Repository]
+
+    public struct Repository: Sendable, Encodable {
+        public var repository: RepositoryName
+        public var tags: Int
+        public var unpulled: [Tag]
+
+        public init(repository: RepositoryName, tags: Int, unpulled: [Tag]) {
+            self.repository = repository
+            self.tags = tags
+            self.unpulled = unpulled
+        }
+    }
+
+    public init(since: Date, until: Date, repositories: [Repository]) {
+        self.since = since
+        self.until = until
+        self.repositories = repositories
     }
 }

@@ -148,13 +148,14 @@ private struct PolicyParser {
 
     private mutating func selector(_ node: Node, index: Int, rule: String) -> RetentionPolicy.Selector? {
         let context = "\(rule): keep[\(index + 1)]"
-        guard let fields = mapping(node, context, allowed: ["name", "tags", "newest", "pushedWithin", "semver"]) else { return nil }
+        guard let fields = mapping(node, context, allowed: ["name", "tags", "newest", "pushedWithin", "pulledWithin", "semver"]) else { return nil }
         let name = fields["name"].flatMap { string($0, "\(context).name") }
         var selector = RetentionPolicy.Selector(
-            label: name ?? "keep[\(index + 1)]", line: line(node), tags: [], newest: nil, pushedWithin: nil, semver: nil)
+            label: name ?? "keep[\(index + 1)]", line: line(node), tags: [], newest: nil, pushedWithin: nil, pulledWithin: nil, semver: nil)
         if let tags = fields["tags"] { selector.tags = tagPatterns(tags, "\(context).tags") }
         if let newest = fields["newest"] { selector.newest = positive(newest, "\(context).newest") }
         if let within = fields["pushedWithin"] { selector.pushedWithin = duration(within, "\(context).pushedWithin") }
+        if let within = fields["pulledWithin"] { selector.pulledWithin = duration(within, "\(context).pulledWithin") }
         if let semver = fields["semver"],
            let semverFields = mapping(semver, "\(context).semver", allowed: ["newest", "per", "prereleases"]) {
             var rank = RetentionPolicy.SemverRank(newest: nil, per: .none, prereleases: true)
@@ -172,7 +173,7 @@ private struct PolicyParser {
             selector.semver = rank
         }
         if fields.keys.allSatisfy({ $0 == "name" }) {
-            fail(node, "\(context) sets no field, so it would keep nothing; use tags, newest, pushedWithin or semver")
+            fail(node, "\(context) sets no field, so it would keep nothing; use tags, newest, pushedWithin, pulledWithin or semver")
         }
         return selector
     }

@@ -47,7 +47,8 @@ public struct RetentionExecutor: Sendable {
 
     /// Applies `plan`; `record` receives each repository's deletions once they are done, for
     /// the run history. Throws `RetentionError.circuitBreaker` before touching anything when
-    /// the breaker tripped and `force` is false.
+    /// the breaker tripped, and `RetentionError.insufficientPullHistory` when the plan's pull
+    /// history does not cover its `pulledWithin`, and `force` is false.
     public func execute(
         _ plan: RetentionPlan, force: Bool,
         record: @Sendable ([DeletionRecord]) async throws -> Void = { _ in }
@@ -58,7 +59,10 @@ public struct RetentionExecutor: Sendable {
                 maxDeletePercent: plan.maxDeletePercent,
                 repositories: tripped.map { "\($0.repository): \($0.breaker.deleted) of \($0.breaker.tags) tags (\(Int($0.breaker.percent.rounded()))%)" })
         }
-        var result = RetentionResult(forced: force && !tripped.isEmpty)
+        if let shortfall = plan.pullHistory?.shortfall, !force {
+            throw RetentionError.insufficientPullHistory(shortfall)
+        }
+        var result = RetentionResult(forced: force && (!tripped.isEmpty || plan.pullHistory?.shortfall != nil))
         let work = plan.repositories.filter { !$0.tagsDeleted.isEmpty || !$0.manifestsDeleted.isEmpty }
         let loader = ManifestLoader(storage: storage)
         _ = try await reporter.phase("apply") {

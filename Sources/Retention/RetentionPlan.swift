@@ -17,6 +17,8 @@ public struct RetentionPlan: Sendable, Codable, Hashable {
     public var repositories: [RepositoryPlan]
     /// Repositories no rule governs.
     public var ungoverned: Int
+    /// Set when the policy asks about pulls: how far the imported registry logs reach.
+    public var pullHistory: PullHistoryNote?
 
     public init(policy: String, store: String?, createdAt: Date, maxDeletePercent: Int, repositories: [RepositoryPlan], ungoverned: Int) {
         self.policy = policy
@@ -122,6 +124,8 @@ public enum RetentionError: Error, Hashable, Sendable, CustomStringConvertible {
     /// Parts of the store could not be read: a policy could judge a tag old because newer
     /// ones are hidden, so nothing is planned.
     case incompleteStore([StoreFinding])
+    /// The policy asks about pulls, and the imported logs do not cover its window.
+    case insufficientPullHistory(String)
 
     public var description: String {
         switch self {
@@ -139,6 +143,8 @@ public enum RetentionError: Error, Hashable, Sendable, CustomStringConvertible {
                 + findings.map { "  \($0)" }
                 + ["make them readable by the user running retain, and replace symbolic links with what they point to"])
                 .joined(separator: "\n")
+        case .insufficientPullHistory(let shortfall):
+            "refusing to apply a policy with pulledWithin: \(shortfall); no evidence of pulls is not evidence that nobody pulled (import older logs with `regkeeper pulls import`, or pass --force)"
         }
     }
 }

@@ -4,8 +4,10 @@ import RegistryModel
 /// Turns a policy and a snapshot of the store into a plan. Pure: no storage, no clock, so the
 /// same inputs always give the same plan, and every selector is tested without a disk.
 public enum RetentionPlanner {
+    /// `pulls` is read only by `pulledWithin` selectors; the plan notes how far it reaches.
     public static func plan(
-        policy: RetentionPolicy, repositories: [RepositoryCandidates], ungoverned: Int = 0, store: String? = nil, now: Date
+        policy: RetentionPolicy, repositories: [RepositoryCandidates], ungoverned: Int = 0, store: String? = nil, now: Date,
+        pulls: PullEvidence = .none
     ) -> RetentionPlan {
         var plans: [RepositoryPlan] = []
         plans.reserveCapacity(repositories.count)
@@ -15,16 +17,24 @@ public enum RetentionPlanner {
                 left += 1
                 continue
             }
-            plans.append(plan(candidates, rule: rule, policy: policy, now: now))
+            plans.append(plan(candidates, rule: rule, policy: policy, now: now, pulls: pulls))
         }
-        return RetentionPlan(
+        var plan = RetentionPlan(
             policy: policy.file, store: store, createdAt: now, maxDeletePercent: policy.safety.maxDeletePercent,
             repositories: plans, ungoverned: left)
+        if let window = policy.longestPulledWithin {
+            plan.pullHistory = PullHistoryNote(
+                since: pulls.coverage?.since, until: pulls.coverage?.until, windowSeconds: window.seconds,
+                shortfall: pulls.shortfall(window: window, now: now))
+        }
+        return plan
     }
 
     /// One repository under the rule that governs it.
-    public static func plan(_ candidates: RepositoryCandidates, rule: RetentionPolicy.Rule, policy: RetentionPolicy, now: Date) -> RepositoryPlan {
-        RepositoryPlanning(candidates: candidates, rule: rule, policy: policy, now: now).run()
+    public static func plan(
+        _ candidates: RepositoryCandidates, rule: RetentionPolicy.Rule, policy: RetentionPolicy, now: Date, pulls: PullEvidence = .none
+    ) -> RepositoryPlan {
+        RepositoryPlanning(candidates: candidates, rule: rule, policy: policy, now: now, pulls: pulls).run()
     }
 }
 
@@ -34,13 +44,15 @@ private struct RepositoryPlanning {
     let rule: RetentionPolicy.Rule
     let policy: RetentionPolicy
     let now: Date
+    let pulls: PullEvidence
     let tags: [TagCandidate]
 
-    init(candidates: RepositoryCandidates, rule: RetentionPolicy.Rule, policy: RetentionPolicy, now: Date) {
+    init(candidates: RepositoryCandidates, rule: RetentionPolicy.Rule, policy: RetentionPolicy, now: Date, pulls: PullEvidence) {
         self.candidates = candidates
         self.rule = rule
         self.policy = policy
         self.now = now
+        self.pulls = pulls
         tags = candidates.tags.sorted { $0.tag < $1.tag }
     }
 
@@ -71,7 +83,9 @@ private struct RepositoryPlanning {
                 referrerTags.append((index, subject))
             }
         }
-        let evaluations = rule.keep.map { SelectorEvaluation($0, tags: tags, population: ranked, now: now) }
+        let evaluations = rule.keep.map {
+            SelectorEvaluation($0, tags: tags, population: ranked, now: now, repository: name, pulls: pulls)
+        }
         for index in ranked where decisions[index] == nil {
             decisions[index] = decide(index, evaluations)
         }
@@ -208,14 +222,18 @@ private struct RepositoryPlanning {
 /// push time and by version among them, computed once per repository.
 private struct SelectorEvaluation {
     let selector: RetentionPolicy.Selector
+    let repository: RepositoryName
+    let pulls: PullEvidence
     /// Indexed like the repository's tags; false for tags outside the ranked population.
     var matched: [Bool]
     var matchedCount = 0
     var newestRank: [Int]
     var semver: [(version: SemanticVersion, group: String, rank: Int, groupSize: Int)?]
 
-    init(_ selector: RetentionPolicy.Selector, tags: [TagCandidate], population: [Int], now: Date) {
+    init(_ selector: RetentionPolicy.Selector, tags: [TagCandidate], population: [Int], now: Date, repository: RepositoryName, pulls: PullEvidence) {
         self.selector = selector
+        self.repository = repository
+        self.pulls = pulls
         matched = [Bool](repeating: false, count: tags.count)
         newestRank = [Int](repeating: 0, count: tags.count)
         semver = Array(repeating: nil, count: tags.count)
@@ -270,6 +288,11 @@ private struct SelectorEvaluation {
             guard let pushed = tags[index].pushedAt, now.timeIntervalSince(pushed) <= TimeInterval(within.seconds) else { return nil }
             facts.append("pushed \(RepositoryPlanning.age(now, pushed)) ago")
         }
+        if let within = selector.pulledWithin {
+            guard let pull = pulls.lastPull(repository, tags[index].tag, tags[index].digest),
+                  now.timeIntervalSince(pull.at) <= TimeInterval(within.seconds) else { return nil }
+            facts.append("pulled \(pull.byDigest ? "by digest " : "")\(RepositoryPlanning.age(now, pull.at)) ago")
+        }
         if let rank = selector.semver {
             guard let entry = semver[index], entry.rank <= (rank.newest ?? .max) else { return nil }
             let group = entry.group.isEmpty ? "" : " in \(entry.group).x"
@@ -286,6 +309,15 @@ private struct SelectorEvaluation {
         }
         if let within = selector.pushedWithin, let pushed = tags[index].pushedAt, now.timeIntervalSince(pushed) > TimeInterval(within.seconds) {
             return "pushed \(RepositoryPlanning.age(now, pushed)) ago, not within \(within)"
+        }
+        if let within = selector.pulledWithin {
+            guard let pull = pulls.lastPull(repository, tags[index].tag, tags[index].digest) else {
+                guard let since = pulls.coverage?.since else { return "no pull history imported" }
+                return "never pulled since \(PullEvidence.day(since))"
+            }
+            if now.timeIntervalSince(pull.at) > TimeInterval(within.seconds) {
+                return "last pulled \(RepositoryPlanning.age(now, pull.at)) ago, not within \(within)"
+            }
         }
         if let rank = selector.semver {
             guard let entry = semver[index] else {

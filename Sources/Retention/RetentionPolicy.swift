@@ -34,6 +34,9 @@ public struct RetentionPolicy: Sendable {
         public var tags: [TagPattern]
         public var newest: Int?
         public var pushedWithin: TimeSpan?
+        /// Pulled (by this tag, or by the digest it points to) within this span, as the
+        /// imported registry logs tell (`regkeeper pulls import`).
+        public var pulledWithin: TimeSpan?
         public var semver: SemverRank?
 
         /// The fields as written, e.g. `tags v*, newest 5, pushedWithin 90d`.
@@ -42,6 +45,7 @@ public struct RetentionPolicy: Sendable {
             if !tags.isEmpty { parts.append("tags " + tags.map(\.text).joined(separator: "|")) }
             if let newest { parts.append("newest \(newest)") }
             if let pushedWithin { parts.append("pushedWithin \(pushedWithin)") }
+            if let pulledWithin { parts.append("pulledWithin \(pulledWithin)") }
             if let semver {
                 var text = "semver"
                 if let newest = semver.newest { text += " newest \(newest)" }
@@ -91,6 +95,12 @@ public struct RetentionPolicy: Sendable {
     public static let defaultUntaggedAge = TimeSpan(seconds: 86_400)
     /// Shorter ages are refused: they would race multi-arch pushes.
     public static let minimumUntaggedAge = TimeSpan(seconds: 3600)
+
+    /// The longest `pulledWithin` of any selector: how far back the imported logs must reach
+    /// before the policy may be applied. Nil when no selector asks about pulls.
+    public var longestPulledWithin: TimeSpan? {
+        rules.flatMap(\.keep).compactMap(\.pulledWithin).max()
+    }
 
     /// The first rule that governs the repository; nil leaves it alone.
     public func rule(for repository: RepositoryName) -> Rule? {

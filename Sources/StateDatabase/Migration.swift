@@ -14,5 +14,6 @@ struct Migration: Sendable {
     static let all: [Migration] = [
         .runHistory,
         .verificationState,
+        .pullHistory,
     ]
 }

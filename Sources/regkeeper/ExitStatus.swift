@@ -4,6 +4,7 @@ import Foundation
 import GarbageCollection
 import Integrity
 import Operations
+import PullLog
 import RegistryStore
 import Retention
 import StateDatabase
@@ -47,7 +48,7 @@ extension GCError: ReportedFailure {
 extension RetentionError: ReportedFailure {
     var exitStatus: ExitCode {
         switch self {
-        case .circuitBreaker, .incompleteStore: ExitStatus.refused
+        case .circuitBreaker, .incompleteStore, .insufficientPullHistory: ExitStatus.refused
         case .planUnreadable, .otherStore: ExitStatus.failure
         }
     }
@@ -85,4 +86,8 @@ extension ArchiveError: ReportedFailure {
         if case .incompleteStore = self { return ExitStatus.refused }
         return ExitStatus.failure
     }
+}
+
+extension PullLogError: ReportedFailure {
+    var exitStatus: ExitCode { ExitStatus.failure }
 }

@@ -25,7 +25,7 @@ struct Regkeeper: AsyncParsableCommand {
             damage; 64 usage error (unknown option, malformed or negative span or size).
             """,
         version: "0.1.0",
-        subcommands: [GCCommand.self, VerifyCommand.self, BackupCommand.self, RestoreCommand.self, RetainCommand.self, PolicyCommand.self, HistoryCommand.self, ReportCommand.self]
+        subcommands: [GCCommand.self, VerifyCommand.self, BackupCommand.self, RestoreCommand.self, RetainCommand.self, PolicyCommand.self, HistoryCommand.self, ReportCommand.self, PullsCommand.self]
     )
 
     /// ArgumentParser's own `main`, except that every failure ends here as one `regkeeper:`

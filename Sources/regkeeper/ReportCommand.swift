@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GarbageCollection
+import Operations
 import RegistryModel
 import RegistryStore
 import Reporting
@@ -13,7 +14,9 @@ struct ReportCommand: AsyncParsableCommand {
             Reads the store once (shared lock): repositories, tags, manifests (tagged, untagged, \
             index children, referrers), blobs and bytes, what gc would reclaim with and without \
             --delete-untagged (ignoring the grace period), uploads, and the repositories holding \
-            the most bytes, split into bytes only they keep alive (exclusive) and shared ones.
+            the most bytes, split into bytes only they keep alive (exclusive) and shared ones. \
+            When registry logs were imported (`regkeeper pulls import`), each repository's tags \
+            never pulled within the span the logs cover are listed too.
 
             EXIT STATUS: 0 success; 1 could not run (no docker/registry/v2 under the root, a \
             state directory that cannot be created: give --state-dir for a read-only store); \
@@ -38,9 +41,9 @@ struct ReportCommand: AsyncParsableCommand {
         let location = try store.location()
         let lock = try takeLock(location, .shared, wait: store.lockWait)
         defer { withExtendedLifetime(lock) {} }
-        let report = try await StoreReporter(
-            storage: try openStorage(location), jobs: output.jobs, top: top, uploadMaxAge: uploadMaxAge
-        ).report()
+        let storage = try openStorage(location)
+        var report = try await StoreReporter(storage: storage, jobs: output.jobs, top: top, uploadMaxAge: uploadMaxAge).report()
+        report.unpulled = try await FindUnpulledTags(storage: storage, location: location, jobs: output.jobs).run()
         if output.json { try writeJSON(report) } else if !output.quiet { render(report) }
         guard report.reclaimableIsKnown else {
             throw CommandFailure(
@@ -60,6 +63,7 @@ struct ReportCommand: AsyncParsableCommand {
             gc would free \(report.reclaimableIsKnown ? "\(report.reclaimable.blobs) blobs, \(report.reclaimable.bytes.formattedBytes); with --delete-untagged \(report.reclaimableUntagged.blobs) blobs, \(report.reclaimableUntagged.bytes.formattedBytes)" : "unknown (unreadable paths, see below)")
             uploads       \(report.uploads), \(report.uploadBytes.formattedBytes); abandoned \(report.abandonedUploads), \(report.abandonedUploadBytes.formattedBytes)
             """)
+        defer { renderUnpulled(report.unpulled) }
         guard !report.topRepositories.isEmpty else { return }
         printLine("\nlargest repositories             bytes    exclusive       shared  tags  manifests")
         for usage in report.topRepositories {
@@ -69,6 +73,23 @@ struct ReportCommand: AsyncParsableCommand {
                 + String(usage.tags).leftPadded(6) + String(usage.manifests).leftPadded(11))
         }
         for finding in report.findings { printLine("warning: \(finding)") }
+    }
+
+    private func renderUnpulled(_ unpulled: UnpulledTags?) {
+        guard let unpulled else {
+            printLine("\npulls         no registry log imported (regkeeper pulls import)")
+            return
+        }
+        let span = "\(PullsImportCommand.time(unpulled.since)) to \(PullsImportCommand.time(unpulled.until))"
+        guard !unpulled.repositories.isEmpty else {
+            printLine("\nevery tag was pulled within the imported logs (\(span))")
+            return
+        }
+        printLine("\ntags never pulled within the imported logs (\(span)):")
+        for repository in unpulled.repositories {
+            printLine("  \(repository.repository): \(repository.unpulled.count) of \(repository.tags) tags: "
+                + repository.unpulled.map(\.value).joined(separator: ", "))
+        }
     }
 }
 

@@ -22,11 +22,14 @@ struct RetainCommand: AsyncParsableCommand {
             Review first: --dry-run --plan-out FILE saves the plan, --apply-plan FILE applies \
             exactly that plan, and refuses a repository whose tags moved since. The circuit \
             breaker (safety.maxDeletePercent, default 50) stops the apply before anything is \
-            touched when a repository would lose a larger share of its tags; --force overrides it.
+            touched when a repository would lose a larger share of its tags; --force overrides it. \
+            A policy with pulledWithin refuses, unless --force, when the logs imported by \
+            `regkeeper pulls import` do not reach back over its window.
 
             EXIT STATUS: 0 success; 1 could not run (invalid policy or plan, no \
             docker/registry/v2 under the root, unreadable store, unwritable state directory); \
-            2 another run holds the lock; 3 refused: the circuit breaker tripped, the store \
+            2 another run holds the lock; 3 refused: the circuit breaker tripped, the pull history \
+            does not cover pulledWithin, the store \
             changed since the plan in some repositories, or gc found unreadable manifests; \
             4 some deletions failed.
             """
@@ -106,6 +109,10 @@ struct RetainCommand: AsyncParsableCommand {
                 maxDeletePercent: plan.maxDeletePercent,
                 repositories: plan.tripped.map { "\($0.repository): \($0.breaker.deleted) of \($0.breaker.tags) tags (\(Int($0.breaker.percent.rounded()))%)" })
             throw CommandFailure(breaker.description, status: ExitStatus.refused)
+        }
+        if let shortfall = plan.pullHistory?.shortfall, !force {
+            if output.json { try writeJSON(plan) } else if !output.quiet { renderSummary(plan) }
+            throw RetentionError.insufficientPullHistory(shortfall)
         }
         try await apply(plan, storage: storage, location: location, timings: timings)
     }
@@ -198,6 +205,10 @@ struct RetainCommand: AsyncParsableCommand {
 
     private func renderSummary(_ plan: RetentionPlan) {
         printLine("\(plan.repositories.count) repositories governed by \(plan.policy), \(plan.ungoverned) left alone: keep \(plan.tagsKept) tags, delete \(plan.tagsDeleted) tags and \(plan.manifestsDeleted) untagged manifests")
+        if let pulls = plan.pullHistory {
+            printLine(pulls.summary)
+            if let shortfall = pulls.shortfall { printLine("pull history too short: \(shortfall); applying stops unless --force") }
+        }
         if !plan.tripped.isEmpty {
             printLine("circuit breaker: \(plan.tripped.count) repositor\(plan.tripped.count == 1 ? "y" : "ies") would lose more than \(plan.maxDeletePercent)% of their tags; applying stops unless --force:")
             for repository in plan.tripped { printLine("  \(repository.repository): \(headline(repository))") }
@@ -208,7 +219,7 @@ struct RetainCommand: AsyncParsableCommand {
         for repository in result.repositories {
             for skipped in repository.skipped { printLine("\(repository.repository): \(skipped)") }
         }
-        let forced = result.forced ? " (circuit breaker overridden by --force)" : ""
+        let forced = result.forced ? " (circuit breaker or pull history refusal overridden by --force)" : ""
         printLine("deleted \(result.tagsDeleted) tags and \(result.manifestsDeleted) untagged manifests in \(result.repositories.count) repositories\(forced); run \(run), see `regkeeper history show \(run)`")
         if let gc {
             printLine("gc: \(gc.applied.blobs.count) blobs, \(gc.applied.links.count) dangling links, \(gc.applied.uploads.count) uploads: freed \(gc.applied.bytesFreed.formattedBytes)"
