@@ -35,14 +35,14 @@ public struct ImportPulls: Sendable {
     public func run(now: Date = Date()) async throws -> Outcome {
         let state = try StateStore.open(at: URL(fileURLWithPath: location.stateDatabasePath))
         let storage = storage
-        let table = PullTable { repository, tag in Self.timeline(storage, repository, tag) }
+        var table = PullTable { repository, tag in Self.timeline(storage, repository, tag) }
         var readings: [LogReading] = []
         var positions: [String: LogPosition] = [:]
         var sources: [String: StoredLogSource] = [:]
         for input in inputs {
             let reader = try LogReader(input: input)
             guard let fingerprint = reader.fingerprint else {
-                readings.append(try reader.read(after: nil, into: table))
+                readings.append(try reader.read(after: nil, into: &table))
                 continue
             }
             // A log given twice (or both as a file and as its rotated copy) goes on from this run's own position.
@@ -50,7 +50,7 @@ public struct ImportPulls: Sendable {
             if position == nil, let stored = try await state.logSource(fingerprint: fingerprint) {
                 position = LogPosition(offset: stored.offset, lines: stored.lines)
             }
-            let reading = try reader.read(after: position, into: table)
+            let reading = try reader.read(after: position, into: &table)
             readings.append(reading)
             positions[fingerprint] = reading.to
             var source = sources[fingerprint] ?? StoredLogSource(

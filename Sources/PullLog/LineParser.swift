@@ -67,12 +67,11 @@ struct LineParser {
         let request = open + 30
         // Method, URI and protocol; a request line that is not three words (a client speaking
         // TLS to plain HTTP) is still a request, just not a pull.
-        guard let methodEnd = Self.index(of: 0x20, p, request, end), methodEnd - request == 3,
-              p[request] == 0x47, p[request + 1] == 0x45, p[request + 2] == 0x54,  // GET
-              let uriEnd = Self.index(of: 0x20, p, methodEnd + 1, end),
+        guard end - request > 4, p[request] == 0x47, p[request + 1] == 0x45, p[request + 2] == 0x54, p[request + 3] == 0x20,  // GET
+              let uriEnd = Self.index(of: 0x20, p, request + 4, end),
               let quote = Self.index(of: 0x22, p, uriEnd + 1, end), end - quote >= 5, p[quote + 1] == 0x20,
               Self.is200(p, quote + 2, end) else { return .entry(time: time) }
-        return pull(uri: methodEnd + 1, uriEnd, p, time: time, precision: 1)
+        return pull(uri: request + 4, uriEnd, p, time: time, precision: 1)
     }
 
     // MARK: Application log, text
@@ -136,11 +135,15 @@ struct LineParser {
 
     /// `/v2/<name>/manifests/<reference>[?query]`: a pull, or another request.
     private func pull(uri start: Int, _ uriEnd: Int, _ p: UnsafePointer<UInt8>, time: Double, precision: Double) -> LineKind {
-        let end = Self.index(of: 0x3F, p, start, uriEnd) ?? uriEnd  // drop ?query
         let marker = Self.manifestsMarker.utf8CodeUnitCount
-        guard end - start > 4 + marker + 1, p[start] == 0x2F, p[start + 1] == 0x76, p[start + 2] == 0x32, p[start + 3] == 0x2F,
-              let slash = Self.lastIndex(of: 0x2F, p, start, end), slash > start + 4 + marker - 1, slash + 1 < end,
+        guard uriEnd - start > 4 + marker + 1, p[start] == 0x2F, p[start + 1] == 0x76, p[start + 2] == 0x32, p[start + 3] == 0x2F,
+              let slash = Self.lastIndex(of: 0x2F, p, start, uriEnd), slash > start + 4 + marker - 1, slash + 1 < uriEnd,
               memcmp(p + slash + 1 - marker, Self.manifestsMarker.utf8Start, marker) == 0 else { return .entry(time: time) }
+        // Drop a query. One before the last slash leaves a name no repository can have, which
+        // the table then counts as unresolved.
+        var end = slash + 1
+        while end < uriEnd, p[end] != 0x3F { end += 1 }
+        guard end > slash + 1 else { return .entry(time: time) }
         return .pull(time: time, precision: precision, name: (start + 4)..<(slash + 1 - marker), reference: (slash + 1)..<end)
     }
 

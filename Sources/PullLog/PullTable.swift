@@ -29,7 +29,11 @@ public struct TagTimeline: Sendable, Hashable {
         all.append(Move(at: max(current.at, moves.first { $0.digest == current.digest }?.at ?? current.at), digest: current.digest))
         self.moves = all.sorted { $0.at != $1.at ? $0.at < $1.at : $0.digest < $1.digest }
         self.current = current
+        currentIsLast = self.moves.last?.digest == current.digest
     }
+
+    /// The last move is to the current manifest (false only when links disagree).
+    private let currentIsLast: Bool
 
     /// The move in force at `time`: the last one at or before it, or the first when the pull
     /// is older than every move (a link rewritten by a later push of the same manifest).
@@ -47,7 +51,7 @@ public struct TagTimeline: Sendable, Hashable {
     /// `index`: only the current one after its move can be told for sure, as an older move's
     /// time is lost when the tag moves back to that manifest later.
     func isExact(index: Int, time: Double, precision: Double) -> Bool {
-        index == moves.count - 1 && moves[index].digest == current.digest && time - precision >= current.at
+        index == moves.count - 1 && currentIsLast && time - precision >= current.at
     }
 }
 
@@ -74,13 +78,17 @@ public struct PullRecord: Sendable, Hashable {
 /// and a compare, and a new allocation only the first time a reference is seen. A tag is
 /// resolved against the store (once, through `resolve`), and its pulls are binned by the move
 /// in force at their time, so memory grows with references and moves, not with lines.
-public final class PullTable {
+///
+/// A struct, with every per-pull value in flat arrays, so that the hot path pays no
+/// reference counting and no dynamic exclusivity check.
+public struct PullTable {
     /// Reads a tag's moves from the store; nil when the store has no such tag.
     public typealias Resolver = (RepositoryName, Tag) -> TagTimeline?
 
     private enum Target {
         case digest(RepositoryName, Digest)
-        case tag(RepositoryName, Tag, TagTimeline)
+        /// `timelines[index]`.
+        case tag(RepositoryName, Tag, timeline: Int)
         /// Not a valid name or reference, or a tag the store no longer has.
         case unresolved
     }
@@ -89,15 +97,20 @@ public final class PullTable {
         var hash: UInt64
         var keyStart: Int
         var keyCount: Int
-        var target: Target
-        /// Per move of a tag (one slot for a digest): the latest pull and its precision.
-        var latest: [Double]
-        var precision: [Double]
+        /// -1: unresolved; otherwise the first of this entry's bins in `latest` and `precision`.
+        var firstBin: Int
+        /// Index into `timelines` for a tag, -1 for a digest.
+        var timeline: Int
     }
 
     private let resolve: Resolver
     private var keys: [UInt8] = []
     private var entries: [Entry] = []
+    private var targets: [Target] = []
+    private var timelines: [TagTimeline] = []
+    /// Per move of a tag (one bin for a digest): the latest pull and its precision.
+    private var latest: [Double] = []
+    private var precision: [Double] = []
     /// Open addressing: entry index + 1, 0 for empty.
     private var slots = [Int32](repeating: 0, count: 1024)
 
@@ -111,7 +124,8 @@ public final class PullTable {
     }
 
     /// Records one pull; `name` and `reference` are byte ranges of `p`.
-    func add(_ p: UnsafePointer<UInt8>, name: Range<Int>, reference: Range<Int>, time: Double, precision: Double) {
+    @inline(__always)
+    mutating func add(_ p: UnsafePointer<UInt8>, name: Range<Int>, reference: Range<Int>, time: Double, precision: Double) {
         let hash = Self.hash(p, name, reference)
         let mask = slots.count - 1
         var slot = Int(truncatingIfNeeded: hash) & mask
@@ -139,52 +153,60 @@ public final class PullTable {
         }
     }
 
-    private func record(_ index: Int, time: Double, precision: Double) {
-        let bin: Int
-        switch entries[index].target {
-        case .unresolved:
+    @inline(__always)
+    private mutating func record(_ index: Int, time: Double, precision: Double) {
+        let entry = entries[index]
+        guard entry.firstBin >= 0 else {
             unresolvedPulls += 1
             return
-        case .digest:
-            bin = 0
-        case .tag(_, _, let timeline):
-            bin = timeline.moveIndex(at: time)
-            if !timeline.isExact(index: bin, time: time, precision: precision) { inexactPulls += 1 }
         }
-        if time > entries[index].latest[bin] {
-            entries[index].latest[bin] = time
-            entries[index].precision[bin] = precision
+        var bin = entry.firstBin
+        if entry.timeline >= 0 {
+            let move = timelines[entry.timeline].moveIndex(at: time)
+            if !timelines[entry.timeline].isExact(index: move, time: time, precision: precision) { inexactPulls += 1 }
+            bin += move
+        }
+        if time > latest[bin] {
+            latest[bin] = time
+            self.precision[bin] = precision
         }
     }
 
-    private func insert(
+    private mutating func insert(
         _ p: UnsafePointer<UInt8>, name: Range<Int>, reference: Range<Int>, hash: UInt64, slot: Int, time: Double, precision: Double
     ) {
         let nameText = String(decoding: UnsafeBufferPointer(start: p + name.lowerBound, count: name.count), as: UTF8.self)
         let referenceText = String(decoding: UnsafeBufferPointer(start: p + reference.lowerBound, count: reference.count), as: UTF8.self)
         var target = Target.unresolved
-        var bins = 1
+        var bins = 0
+        var timeline = -1
         if let repository = RepositoryName(nameText) {
             if referenceText.contains(":") {
-                if let digest = Digest(referenceText) { target = .digest(repository, digest) }
-            } else if let tag = Tag(referenceText), let timeline = resolve(repository, tag) {
-                target = .tag(repository, tag, timeline)
-                bins = timeline.moves.count
+                if let digest = Digest(referenceText) {
+                    target = .digest(repository, digest)
+                    bins = 1
+                }
+            } else if let tag = Tag(referenceText), let moves = resolve(repository, tag) {
+                timeline = timelines.count
+                timelines.append(moves)
+                target = .tag(repository, tag, timeline: timeline)
+                bins = moves.moves.count
             }
         }
         let keyStart = keys.count
         keys.append(contentsOf: UnsafeBufferPointer(start: p + name.lowerBound, count: name.count))
         keys.append(0)
         keys.append(contentsOf: UnsafeBufferPointer(start: p + reference.lowerBound, count: reference.count))
-        entries.append(Entry(
-            hash: hash, keyStart: keyStart, keyCount: keys.count - keyStart, target: target,
-            latest: [Double](repeating: -.infinity, count: bins), precision: [Double](repeating: 0, count: bins)))
+        entries.append(Entry(hash: hash, keyStart: keyStart, keyCount: keys.count - keyStart, firstBin: bins > 0 ? latest.count : -1, timeline: timeline))
+        targets.append(target)
+        latest.append(contentsOf: repeatElement(-.infinity, count: bins))
+        self.precision.append(contentsOf: repeatElement(0, count: bins))
         slots[slot] = Int32(entries.count)
         record(entries.count - 1, time: time, precision: precision)
         if entries.count * 2 > slots.count { grow() }
     }
 
-    private func grow() {
+    private mutating func grow() {
         slots = [Int32](repeating: 0, count: slots.count * 2)
         let mask = slots.count - 1
         for (index, entry) in entries.enumerated() {
@@ -225,16 +247,18 @@ public final class PullTable {
     /// Every reference seen, with the latest pull of each manifest it resolved to.
     public var records: [PullRecord] {
         var records: [PullRecord] = []
-        for entry in entries {
-            switch entry.target {
+        for (entry, target) in zip(entries, targets) {
+            switch target {
             case .unresolved: continue
             case .digest(let repository, let digest):
-                records.append(PullRecord(repository: repository, digest: digest, tag: nil, lastPulled: entry.latest[0], exact: true))
-            case .tag(let repository, let tag, let timeline):
-                for (bin, latest) in entry.latest.enumerated() where latest > -.infinity {
+                records.append(PullRecord(repository: repository, digest: digest, tag: nil, lastPulled: latest[entry.firstBin], exact: true))
+            case .tag(let repository, let tag, let index):
+                let timeline = timelines[index]
+                for move in timeline.moves.indices where latest[entry.firstBin + move] > -.infinity {
+                    let time = latest[entry.firstBin + move]
                     records.append(PullRecord(
-                        repository: repository, digest: timeline.moves[bin].digest, tag: tag, lastPulled: latest,
-                        exact: timeline.isExact(index: bin, time: latest, precision: entry.precision[bin])))
+                        repository: repository, digest: timeline.moves[move].digest, tag: tag, lastPulled: time,
+                        exact: timeline.isExact(index: move, time: time, precision: precision[entry.firstBin + move])))
                 }
             }
         }
