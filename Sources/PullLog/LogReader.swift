@@ -114,13 +114,8 @@ public final class LogReader {
             throw .notAFile(input: input)
         }
         buffer = .allocate(byteCount: max(bufferSize, 4096), alignment: 64)
-        do {
-            try begin()
-        } catch {
-            buffer.deallocate()
-            if ownsDescriptor { close(descriptor) }
-            throw error
-        }
+        // Fully initialized: if this throws, deinit releases the buffer and the descriptor.
+        try begin()
     }
 
     deinit {

@@ -132,8 +132,9 @@ final class RunningProcess: @unchecked Sendable {
         try body()
     }
 
-    private var stdoutURL: URL { directory.appendingPathComponent("stdout") }
-    private var stderrURL: URL { directory.appendingPathComponent("stderr") }
+    /// Where the child's output goes while it runs (a registry's access and application logs).
+    var stdoutURL: URL { directory.appendingPathComponent("stdout") }
+    var stderrURL: URL { directory.appendingPathComponent("stderr") }
 
     /// Calls `waiter` once the child has exited, at once if it already has.
     func onExit(_ waiter: @escaping @Sendable () -> Void) {

@@ -80,11 +80,15 @@ public final class RegistryServer: @unchecked Sendable {
     ///     against deleted blobs; turn it on to reproduce exactly that.
     ///   - extraConfig: YAML appended at the top level, e.g. `schema1Compatibility`. It must not
     ///     repeat `version`, `log`, `storage` or `http`: a repeated key replaces ours whole.
+    ///   - log: nil keeps the registry quiet (level error, no access log); otherwise it logs
+    ///     every request at level info in that formatter, and the access log when asked, to
+    ///     the files `applicationLog` and `accessLog` name.
     public static func start(
         root: URL,
         port: Int? = nil,
         blobDescriptorCache: Bool = false,
-        extraConfig: String = ""
+        extraConfig: String = "",
+        log: RequestLog? = nil
     ) async throws -> RegistryServer {
         try await startRetrying(attempts: port == nil ? 3 : 1) {
             let server = try RegistryServer(
@@ -93,7 +97,7 @@ public final class RegistryServer: @unchecked Sendable {
                 configDirectory: FileManager.default.temporaryDirectory
                     .appendingPathComponent("registry-\(UUID().uuidString)", isDirectory: true)
             )
-            try server.writeConfig(blobDescriptorCache: blobDescriptorCache, extraConfig: extraConfig)
+            try server.writeConfig(blobDescriptorCache: blobDescriptorCache, extraConfig: extraConfig, log: log)
             try await server.launch()
             return server
         }
@@ -126,13 +130,31 @@ public final class RegistryServer: @unchecked Sendable {
         try await launch()
     }
 
-    private func writeConfig(blobDescriptorCache: Bool, extraConfig: String) throws {
+    /// How a registry started with `log:` logs its requests.
+    public struct RequestLog: Sendable, Hashable {
+        /// `text` or `json`: Distribution's `log.formatter`.
+        public var formatter: String
+        /// Also write the access log (Combined Log Format, on standard output).
+        public var accessLog: Bool
+
+        public init(formatter: String, accessLog: Bool) {
+            self.formatter = formatter
+            self.accessLog = accessLog
+        }
+    }
+
+    /// The application log (standard error) and the access log (standard output) of the
+    /// running registry; a restart starts new files, as a rotation would.
+    public var applicationLog: URL? { child.outputFiles?.stderr }
+    public var accessLog: URL? { child.outputFiles?.stdout }
+
+    private func writeConfig(blobDescriptorCache: Bool, extraConfig: String, log: RequestLog?) throws {
         let cache = blobDescriptorCache ? "  cache:\n    blobdescriptor: inmemory\n" : ""
+        let logging = log.map { "  level: info\n  formatter: \($0.formatter)\n  accesslog:\n    disabled: \(!$0.accessLog)\n" } ?? "  level: error\n"
         let yaml = """
             version: 0.1
             log:
-              level: error
-            storage:
+            \(logging)storage:
               filesystem:
                 rootdirectory: \(root.path)
               delete:
@@ -246,6 +268,10 @@ final class RegistryChild: @unchecked Sendable {
 
     func set(_ process: RunningProcess) {
         lock.withLock { running = process }
+    }
+
+    var outputFiles: (stdout: URL, stderr: URL)? {
+        lock.withLock { running.map { ($0.stdoutURL, $0.stderrURL) } }
     }
 
     /// Terminates the registry and waits for it to exit.
