@@ -3,6 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Dispatch
+import Foundation
 import RegistryStore
 
 /// Why a log could not be read. Every case names the input.
@@ -84,6 +86,10 @@ public final class LogReader {
     /// Stream offset of `buffer[0]`.
     private var bufferOffset: Int64 = 0
     private var ended = false
+    private let parallelThreshold: Int64
+
+    /// 32 MiB: below that, starting a thread costs about what it saves.
+    public static let defaultParallelThreshold: Int64 = 32 << 20
 
     /// 256 KiB: the kernel's copy lands in the L2 cache, where the parser then reads it (a
     /// buffer of several MiB made the copy and the parse each go to memory), and a system call
@@ -91,8 +97,13 @@ public final class LogReader {
     public static let defaultBufferSize = 256 << 10
 
     /// Opens the log and reads its first line, so that `fingerprint` can be looked up.
-    public init(input: String, bufferSize: Int = LogReader.defaultBufferSize) throws(PullLogError) {
+    /// - Parameter parallelThreshold: a plain file with at least this much left to read is read
+    ///   in two halves at once.
+    public init(
+        input: String, bufferSize: Int = LogReader.defaultBufferSize, parallelThreshold: Int64 = LogReader.defaultParallelThreshold
+    ) throws(PullLogError) {
         self.input = input
+        self.parallelThreshold = parallelThreshold
         if input == "-" {
             descriptor = STDIN_FILENO
             ownsDescriptor = false
@@ -185,20 +196,7 @@ public final class LogReader {
     private func fill() throws(PullLogError) {
         let target = UnsafeMutableRawBufferPointer(rebasing: buffer[filled...])
         guard !target.isEmpty else { return }
-        let count: Int
-        if let gzip {
-            do {
-                count = try gzip.read(into: target)
-            } catch let error as GzipError {
-                throw .gzip(input: input, error)
-            } catch let error as PullLogError {
-                throw error
-            } catch {
-                throw .gzip(input: input, .library(operation: "read", message: "\(error)"))
-            }
-        } else {
-            count = try rawRead(into: target)
-        }
+        let count = try readMore(into: target)
         if count == 0 { ended = true }
         filled += count
     }
@@ -241,8 +239,94 @@ public final class LogReader {
             }
         }
         var reading = LogReading(input: input, fingerprint: fingerprint, from: from, to: from, restarted: restarted)
-        try scan(&reading, into: &table)
+        if let halves = try halves() {
+            try scan(&reading, halves, into: &table)
+        } else {
+            try scan(&reading, into: &table)
+        }
         return reading
+    }
+
+    /// Where to cut what is left of a large plain file in two, at a line's end, so that two
+    /// threads read a half each; nil for a small file, a gzip stream or standard input.
+    private func halves() throws(PullLogError) -> (start: Int64, split: Int64, end: Int64)? {
+        guard !isGzip, isRegularFile else { return nil }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { throw .cannotRead(input: input, errno: .current) }
+        let position = bufferOffset + Int64(start)
+        let end = Int64(status.st_size)
+        guard end - position >= parallelThreshold else { return nil }
+        var probe = [UInt8](repeating: 0, count: 64 << 10)
+        var at = position + (end - position) / 2
+        while at < end {
+            let read = probe.withUnsafeMutableBytes { bytes in
+                Result { () throws(Errno) in try SystemCall.readFully(descriptor, into: bytes, at: at) }
+            }
+            let count: Int
+            do {
+                count = try read.get()
+            } catch {
+                throw .cannotRead(input: input, errno: error)
+            }
+            guard count > 0 else { return nil }
+            if let newline = probe.withUnsafeBufferPointer({ LineParser.index(of: 0x0A, $0.baseAddress!, 0, count) }) {
+                let split = at + Int64(newline) + 1
+                return split < end ? (position, split, end) : nil
+            }
+            at += Int64(count)
+        }
+        return nil
+    }
+
+    /// Both halves at once: the second on a thread of its own with a table of its own, merged
+    /// into `table` after. Line numbers of the second half follow the first's.
+    private func scan(
+        _ reading: inout LogReading, _ halves: (start: Int64, split: Int64, end: Int64), into table: inout PullTable
+    ) throws(PullLogError) {
+        let worker = HalfWorker()
+        let (descriptor, input, bufferSize, resolve) = (descriptor, input, buffer.count, table.resolve)
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            var second = PullTable(resolve: resolve)
+            worker.result = Result { () throws(PullLogError) in
+                try Self.pass(descriptor, input, from: halves.split, to: halves.end, bufferSize: bufferSize, into: &second)
+            }.map { ($0, second) }
+            done.signal()
+        }
+        thread.start()
+        let first = Result { () throws(PullLogError) in
+            try Self.pass(descriptor, input, from: halves.start, to: halves.split, bufferSize: bufferSize, into: &table)
+        }
+        // The worker reads through this reader's descriptor: wait for it before anything returns.
+        done.wait()
+        let firstPass = try first.get()
+        let (secondPass, secondTable) = try worker.result!.get()
+        table.absorb(secondTable)
+        reading.absorb(firstPass, firstLine: reading.from.lines)
+        reading.absorb(secondPass, firstLine: reading.from.lines + firstPass.lines)
+        reading.to = LogPosition(offset: secondPass.consumed, lines: reading.from.lines + firstPass.lines + secondPass.lines)
+        reading.unfinishedBytes = secondPass.unfinishedBytes
+    }
+
+    /// Lines of `[from, to)` of a plain file, read with `pread` into a buffer of its own.
+    private static func pass(
+        _ descriptor: Int32, _ input: String, from: Int64, to: Int64, bufferSize: Int, into table: inout PullTable
+    ) throws(PullLogError) -> PassResult {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
+        defer { buffer.deallocate() }
+        var next = from
+        var pass = LinePass(buffer: buffer, start: 0, filled: 0, offset: from, ended: false)
+        return try pass.run(into: &table) { target throws(PullLogError) in
+            let wanted = Int(min(Int64(target.count), to - next))
+            guard wanted > 0 else { return 0 }
+            do throws(Errno) {
+                let count = try SystemCall.readFully(descriptor, into: UnsafeMutableRawBufferPointer(rebasing: target[0..<wanted]), at: next)
+                next += Int64(count)
+                return count
+            } catch {
+                throw .cannotRead(input: input, errno: error)
+            }
+        }
     }
 
     private enum Seek { case reached, shorter, notLineStart }
@@ -278,14 +362,78 @@ public final class LogReader {
         return .reached
     }
 
-    /// The hot loop: complete lines in the buffer, then more bytes after the unfinished tail.
+    /// The sequential pass, in this reader's buffer, from where `begin` or `seek` left it.
     private func scan(_ reading: inout LogReading, into table: inout PullTable) throws(PullLogError) {
+        var pass = LinePass(buffer: buffer, start: start, filled: filled, offset: bufferOffset, ended: ended)
+        let result = try pass.run(into: &table) { target throws(PullLogError) in try self.readMore(into: target) }
+        reading.absorb(result, firstLine: reading.from.lines)
+        reading.to = LogPosition(offset: result.consumed, lines: reading.from.lines + result.lines)
+        reading.unfinishedBytes = result.unfinishedBytes
+    }
+
+    /// The next bytes of the stream (decompressed for gzip); 0 at its end.
+    private func readMore(into target: UnsafeMutableRawBufferPointer) throws(PullLogError) -> Int {
+        guard let gzip else { return try rawRead(into: target) }
+        do {
+            return try gzip.read(into: target)
+        } catch let error as GzipError {
+            throw .gzip(input: input, error)
+        } catch let error as PullLogError {
+            throw error
+        } catch {
+            throw .gzip(input: input, .library(operation: "read", message: "\(error)"))
+        }
+    }
+}
+
+/// The second half's outcome, handed back across the thread it ran on; read only after the
+/// thread signalled that it is done.
+private final class HalfWorker: @unchecked Sendable {
+    var result: Result<(PassResult, PullTable), PullLogError>?
+}
+
+/// What one pass over a stretch of a log found; line numbers count from the stretch's start.
+struct PassResult {
+    var lines: Int64 = 0
+    var entries = 0
+    var pulls = 0
+    var malformed = 0
+    var malformedLines: [Int64] = []
+    /// Stream offset just after the last complete line.
+    var consumed: Int64 = 0
+    var unfinishedBytes = 0
+    var firstEntry = Double.infinity
+    var lastEntry = -Double.infinity
+}
+
+extension LogReading {
+    /// Adds a pass's counts, its line numbers shifted by the lines before its stretch.
+    mutating func absorb(_ pass: PassResult, firstLine: Int64) {
+        entries += pass.entries
+        pulls += pass.pulls
+        malformed += pass.malformed
+        for line in pass.malformedLines where malformedLines.count < Self.malformedListed { malformedLines.append(firstLine + line) }
+        if pass.firstEntry.isFinite { firstEntry = min(firstEntry ?? .infinity, pass.firstEntry) }
+        if pass.lastEntry.isFinite { lastEntry = max(lastEntry ?? -.infinity, pass.lastEntry) }
+    }
+}
+
+/// The hot loop: complete lines in a buffer, then more bytes after the unfinished tail.
+struct LinePass {
+    let buffer: UnsafeMutableRawBufferPointer
+    /// Valid bytes in `buffer`, of which the first `start` are consumed.
+    var start: Int
+    var filled: Int
+    /// Stream offset of `buffer[0]`.
+    var offset: Int64
+    var ended: Bool
+
+    mutating func run(
+        into table: inout PullTable, more: (UnsafeMutableRawBufferPointer) throws(PullLogError) -> Int
+    ) throws(PullLogError) -> PassResult {
+        var result = PassResult()
         var parser = LineParser()
-        var line = reading.from.lines
-        var firstEntry = Double.infinity
-        var lastEntry = -Double.infinity
-        var entries = 0
-        var pulls = 0
+        var line: Int64 = 0
         var oversized = false
         while true {
             let p = UnsafePointer(buffer.baseAddress!.assumingMemoryBound(to: UInt8.self))
@@ -301,50 +449,49 @@ public final class LogReader {
                 switch parser.parse(p, lineStart, newline) {
                 case .blank: break
                 case .malformed:
-                    reading.malformed += 1
-                    if reading.malformedLines.count < LogReading.malformedListed { reading.malformedLines.append(line) }
+                    result.malformed += 1
+                    if result.malformedLines.count < LogReading.malformedListed { result.malformedLines.append(line) }
                 case .entry(let time):
-                    entries += 1
-                    if time < firstEntry { firstEntry = time }
-                    if time > lastEntry { lastEntry = time }
+                    result.entries += 1
+                    if time < result.firstEntry { result.firstEntry = time }
+                    if time > result.lastEntry { result.lastEntry = time }
                 case .pull(let time, let precision, let name, let reference):
-                    entries += 1
-                    pulls += 1
-                    if time < firstEntry { firstEntry = time }
-                    if time > lastEntry { lastEntry = time }
+                    result.entries += 1
+                    result.pulls += 1
+                    if time < result.firstEntry { result.firstEntry = time }
+                    if time > result.lastEntry { result.lastEntry = time }
                     table.add(p, name: name, reference: reference, time: time, precision: precision)
                 }
                 lineStart = newline + 1
             }
-            let consumedOffset = bufferOffset + Int64(lineStart)
+            let consumedOffset = offset + Int64(lineStart)
             if ended {
-                reading.to = LogPosition(offset: consumedOffset, lines: line)
-                reading.unfinishedBytes = filled - lineStart
-                break
+                result.lines = line
+                result.consumed = consumedOffset
+                result.unfinishedBytes = filled - lineStart
+                return result
             }
             // Keep the unfinished tail: move it to the front and read on after it.
             let tail = filled - lineStart
             if tail == buffer.count {
                 // No newline in a whole buffer: one line this long is not a log entry.
                 if !oversized {
-                    reading.malformed += 1
-                    if reading.malformedLines.count < LogReading.malformedListed { reading.malformedLines.append(line + 1) }
+                    result.malformed += 1
+                    if result.malformedLines.count < LogReading.malformedListed { result.malformedLines.append(line + 1) }
                     oversized = true
                 }
-                bufferOffset += Int64(filled)
+                offset += Int64(filled)
                 start = 0
                 filled = 0
             } else {
                 if tail > 0, lineStart > 0 { memmove(buffer.baseAddress!, buffer.baseAddress! + lineStart, tail) }
-                bufferOffset = consumedOffset
+                offset = consumedOffset
                 start = 0
                 filled = tail
             }
-            try fill()
+            let count = try more(UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
+            if count == 0 { ended = true }
+            filled += count
         }
-        reading.entries = entries
-        reading.pulls = pulls
-        reading.firstEntry = firstEntry.isFinite ? firstEntry : nil
-        reading.lastEntry = lastEntry.isFinite ? lastEntry : nil
     }
 }

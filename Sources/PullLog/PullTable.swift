@@ -83,7 +83,7 @@ public struct PullRecord: Sendable, Hashable {
 /// reference counting and no dynamic exclusivity check.
 public struct PullTable {
     /// Reads a tag's moves from the store; nil when the store has no such tag.
-    public typealias Resolver = (RepositoryName, Tag) -> TagTimeline?
+    public typealias Resolver = @Sendable (RepositoryName, Tag) -> TagTimeline?
 
     private enum Target {
         case digest(RepositoryName, Digest)
@@ -103,7 +103,9 @@ public struct PullTable {
         var timeline: Int
     }
 
-    private let resolve: Resolver
+    let resolve: Resolver
+    /// Records of tables merged into this one (a second thread's half of a log).
+    private var absorbed: [PullRecord] = []
     private var keys: [UInt8] = []
     private var entries: [Entry] = []
     private var targets: [Target] = []
@@ -244,8 +246,31 @@ public struct PullTable {
         return h ^ (h >> 32)
     }
 
+    /// Takes in what another table over the same store found.
+    mutating func absorb(_ other: PullTable) {
+        absorbed += other.records
+        unresolvedPulls += other.unresolvedPulls
+        inexactPulls += other.inexactPulls
+    }
+
     /// Every reference seen, with the latest pull of each manifest it resolved to.
     public var records: [PullRecord] {
+        guard !absorbed.isEmpty else { return ownRecords }
+        struct Key: Hashable {
+            var repository: RepositoryName
+            var digest: Digest
+            var tag: Tag?
+        }
+        var latest: [Key: PullRecord] = [:]
+        for record in ownRecords + absorbed {
+            let key = Key(repository: record.repository, digest: record.digest, tag: record.tag)
+            if let known = latest[key], known.lastPulled >= record.lastPulled { continue }
+            latest[key] = record
+        }
+        return Array(latest.values)
+    }
+
+    private var ownRecords: [PullRecord] {
         var records: [PullRecord] = []
         for (entry, target) in zip(entries, targets) {
             switch target {

@@ -180,6 +180,27 @@ struct LogReaderTests {
         #expect(table.inexactPulls == 1)
     }
 
+    @Test func twoHalvesReadAsOneFileDoes() throws {
+        var lines: [String] = []
+        for index in 0..<2000 {
+            lines.append(index % 97 == 5 ? "garbage \(index)\n" : Self.line(second: index % 3600, tag: index % 3 == 0 ? "v2" : "v1"))
+        }
+        let path = try write("access.log", lines.joined() + "unfinished")
+        var sequential = table()
+        let one = try LogReader(input: path, bufferSize: 4096, parallelThreshold: .max).read(after: nil, into: &sequential)
+        var parallel = table()
+        let two = try LogReader(input: path, bufferSize: 4096, parallelThreshold: 1).read(after: nil, into: &parallel)
+        #expect(one == two)
+        #expect(one.malformed == 21 && one.malformedLines.first == 6 && one.to.lines == 2000 && one.unfinishedBytes == 10)
+        #expect(Set(sequential.records) == Set(parallel.records))
+        #expect(sequential.inexactPulls == parallel.inexactPulls)
+        // Resumed halfway, the halves start where the last import stopped.
+        let resumed = try LogReader(input: path, bufferSize: 4096, parallelThreshold: 1)
+            .read(after: LogPosition(offset: Int64(lines.prefix(1000).joined().utf8.count), lines: 1000), into: &parallel)
+        #expect(resumed.from.lines == 1000 && resumed.to == one.to)
+        #expect(resumed.malformedLines.first == 1073, "line 1073 holds garbage 1072")
+    }
+
     @Test func directoriesAndMissingFilesAreRefused() throws {
         // Not run against the real stdin here; the CLI tests pipe a log in. A directory is refused.
         #expect(throws: PullLogError.notAFile(input: directory.path)) { try LogReader(input: directory.path) }
