@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Timestamps of the two formats Distribution writes, parsed from bytes without Foundation:
 /// the importer reads one per line, millions of lines a run.
 enum LogTime {
@@ -25,26 +31,43 @@ enum LogTime {
         return value
     }
 
+    /// The last whole second parsed and its text (`2026-11-30T09:25:46`): consecutive entries
+    /// mostly share it, so only the fraction and the zone are read again.
+    struct SecondCache {
+        var text = [UInt8](repeating: 0, count: 19)
+        var seconds: Int?
+    }
+
     /// RFC 3339 as logrus writes it: `2026-11-30T09:25:46.209071812Z` or `…+01:00`, within
     /// `p[start..<end]`.
-    static func rfc3339(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int) -> Double? {
-        guard end - start >= 20, p[start + 4] == 0x2D, p[start + 7] == 0x2D, p[start + 10] == 0x54 || p[start + 10] == 0x20,
-              p[start + 13] == 0x3A, p[start + 16] == 0x3A,
-              let year = digits(p, start, 4), let month = digits(p, start + 5, 2), let day = digits(p, start + 8, 2),
-              let hour = digits(p, start + 11, 2), let minute = digits(p, start + 14, 2), let second = digits(p, start + 17, 2),
-              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+    static func rfc3339(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, cache: inout SecondCache) -> Double? {
+        guard end - start >= 20 else { return nil }
+        let whole: Int
+        if let cached = cache.seconds, memcmp(p + start, cache.text, 19) == 0 {
+            whole = cached
+        } else {
+            guard let parsed = civilSeconds(p, start) else { return nil }
+            cache.text.withUnsafeMutableBytes { _ = memcpy($0.baseAddress!, p + start, 19) }
+            cache.seconds = parsed
+            whole = parsed
+        }
         var index = start + 19
         var fraction = 0.0
         if index < end, p[index] == 0x2E {
             index += 1
-            var scale = 0.1
+            // Whole digits first, one division after: nanoseconds are at most nine of them.
+            var value = 0
+            var scale = 1
             let first = index
             while index < end, p[index] >= 0x30, p[index] <= 0x39 {
-                fraction += Double(p[index] - 0x30) * scale
-                scale /= 10
+                if scale < 1_000_000_000 {
+                    value = value * 10 + Int(p[index] - 0x30)
+                    scale *= 10
+                }
                 index += 1
             }
             guard index > first else { return nil }
+            fraction = Double(value) / Double(scale)
         }
         guard index < end else { return nil }
         var offset = 0
@@ -59,8 +82,17 @@ enum LogTime {
             return nil
         }
         guard index == end else { return nil }
-        let seconds = epochSeconds(year: year, month: month, day: day, hour: hour, minute: minute, second: second) - offset
-        return Double(seconds) + fraction
+        return Double(whole - offset) + fraction
+    }
+
+    /// `2026-11-30T09:25:46` at `start`, as seconds since 1970 in the zone that follows it.
+    private static func civilSeconds(_ p: UnsafePointer<UInt8>, _ start: Int) -> Int? {
+        guard p[start + 4] == 0x2D, p[start + 7] == 0x2D, p[start + 10] == 0x54 || p[start + 10] == 0x20,
+              p[start + 13] == 0x3A, p[start + 16] == 0x3A,
+              let year = digits(p, start, 4), let month = digits(p, start + 5, 2), let day = digits(p, start + 8, 2),
+              let hour = digits(p, start + 11, 2), let minute = digits(p, start + 14, 2), let second = digits(p, start + 17, 2),
+              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+        return epochSeconds(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
     }
 
     /// Common Log Format, as the access log writes it between brackets:
