@@ -31,7 +31,7 @@ import Testing
     }
 
     @Test(arguments: [
-        ("        pushedwithin: 90d\n", 8, "unknown key 'pushedwithin' in services: keep[1] (allowed: name, tags, newest, pushedWithin, semver)"),
+        ("        pushedwithin: 90d\n", 8, "unknown key 'pushedwithin' in services: keep[1] (allowed: name, tags, newest, pushedWithin, pulledWithin, semver)"),
         ("        pushedWithin: 3 months\n", 8, "services: keep[1].pushedWithin: '3 months' is not a duration like 30s, 15m, 12h, 7d or 4w"),
         ("      - tags: [\"v**\"]\n", 8, "tags have no path segments"),
         ("      - tags: [\"re:v[0-9\"]\n", 8, "'v[0-9' is not a valid regular expression"),
