@@ -113,6 +113,9 @@ public struct PullTable {
     /// Per move of a tag (one bin for a digest): the latest pull and its precision.
     private var latest: [Double] = []
     private var precision: [Double] = []
+    private var unresolvedEntries = 0
+    /// How many references that name nothing in the store are remembered.
+    static let unresolvedEntryLimit = 65_536
     /// Open addressing: entry index + 1, 0 for empty.
     private var slots = [Int32](repeating: 0, count: 1024)
 
@@ -194,6 +197,15 @@ public struct PullTable {
                 target = .tag(repository, tag, timeline: timeline)
                 bins = moves.moves.count
             }
+        }
+        if case .unresolved = target {
+            guard unresolvedEntries < Self.unresolvedEntryLimit else {
+                // A log full of made-up references (a scanner probing tags) must not grow the
+                // table without bound: past the limit they are resolved again each time.
+                unresolvedPulls += 1
+                return
+            }
+            unresolvedEntries += 1
         }
         let keyStart = keys.count
         keys.append(contentsOf: UnsafeBufferPointer(start: p + name.lowerBound, count: name.count))

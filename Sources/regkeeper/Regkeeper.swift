@@ -20,8 +20,8 @@ struct Regkeeper: AsyncParsableCommand {
 
             EXIT STATUS: 0 success; 1 could not run (bad input, no docker/registry/v2 under the \
             root, a state directory that cannot be created, unreadable store); 2 another run \
-            holds the lock; 3 refused (gc: broken manifests; retain: circuit breaker, or the \
-            store changed since the plan); 4 finished, but some deletions failed; 5 verify found \
+            holds the lock; 3 refused (gc: broken manifests; retain: circuit breaker, imported \
+            pull history too short for pulledWithin, or the store changed since the plan); 4 finished, but some deletions failed; 5 verify found \
             damage; 64 usage error (unknown option, malformed or negative span or size).
             """,
         version: "0.1.0",
