@@ -59,8 +59,15 @@ public struct PullEvidence: Sendable {
         if coverage.until < start {
             return "the newest imported log entry is from \(Self.day(coverage.until)), before the pulledWithin \(window) window began"
         }
+        if now.timeIntervalSince(coverage.lastImport) > Self.importMaxAge {
+            return "the last import was \(Self.span(now.timeIntervalSince(coverage.lastImport))) ago, so pulls since are unknown (import right before retain)"
+        }
         return nil
     }
+
+    /// How old the last import may be: pulls after it are unknown, and a tag pulled only then
+    /// would be deleted. A day lets a nightly import serve a nightly retain.
+    public static let importMaxAge: TimeInterval = 86_400
 
     /// `2026-09-01`, in UTC.
     static func day(_ date: Date) -> String {

@@ -11,12 +11,12 @@ import Testing
 @Suite struct PulledWithinTests {
     let store = RetentionFixture()
 
-    func evidence(_ pulls: [(String, String?, String, Double)], since days: Double, until: Double = 0) -> PullEvidence {
+    func evidence(_ pulls: [(String, String?, String, Double)], since days: Double, until: Double = 0, imported: Double = 0) -> PullEvidence {
         PullEvidence(
             pulls: pulls.map { repository, tag, digest, days in
                 StoredPull(repository: repository, digest: digest, tag: tag, lastPulled: store.daysAgo(days), exact: true)
             },
-            coverage: PullCoverage(since: store.daysAgo(days), until: store.daysAgo(until), lastImport: store.now))
+            coverage: PullCoverage(since: store.daysAgo(days), until: store.daysAgo(until), lastImport: store.daysAgo(imported)))
     }
 
     func plan(_ yaml: String, _ pulls: PullEvidence) async throws -> RetentionPlan {
@@ -74,7 +74,9 @@ import Testing
         #expect(short.pullHistory?.shortfall?.contains("reach back to \(PullEvidence.day(store.daysAgo(12))) (12d), not over pulledWithin 4w") == true)
         let stale = try await plan(yaml, evidence([], since: 90, until: 45))
         #expect(stale.pullHistory?.shortfall?.contains("newest imported log entry is from") == true)
-        let enough = try await plan(yaml, evidence([], since: 31))
+        let staleImport = try await plan(yaml, evidence([], since: 90, until: 3, imported: 3))
+        #expect(staleImport.pullHistory?.shortfall?.contains("the last import was 3d ago, so pulls since are unknown") == true)
+        let enough = try await plan(yaml, evidence([], since: 31, until: 0.5, imported: 0.5))
         #expect(enough.pullHistory?.shortfall == nil)
         let withoutPulls = try await plan(onlyRule(keep: "- newest: 1"), .none)
         #expect(withoutPulls.pullHistory == nil, "a policy that does not ask about pulls needs no history")
