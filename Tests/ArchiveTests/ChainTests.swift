@@ -22,7 +22,7 @@ import Testing
     }
 
     @Test func incrementalCarriesOnlyNewBlobsAndRestoresTheWholeStore() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let (fixture, urls, results) = try await chain(directory)
             #expect(results.map(\.index.metadata.kind) == [.full, .incremental, .incremental])
             #expect(results[2].index.metadata.chain.map(\.id) == [results[0].id, results[1].id])
@@ -40,7 +40,7 @@ import Testing
     }
 
     @Test func chainErrorsNameTheMissingArchive() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let (_, urls, results) = try await chain(directory)
             let target = directory.appendingPathComponent("target")
             #expect { try restore([urls[0], urls[2]], into: target) } throws: { error in
@@ -61,7 +61,7 @@ import Testing
     }
 
     @Test func catalogListsTheChainAndReindexRebuildsIt() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let (_, urls, results) = try await chain(directory)
             let catalogDirectory = directory.appendingPathComponent("catalog")
             let before = try await BackupCatalog.open(directory: catalogDirectory.path).archives()
@@ -77,7 +77,7 @@ import Testing
     }
 
     @Test func incrementalWithoutAFullBackupIsRefused() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let fixture = try Fixture(root: directory.appendingPathComponent("source"))
             await #expect(throws: ArchiveError.self) {
                 try await fixture.backup(to: directory.appendingPathComponent("i.tar.zst"), catalog: directory, incremental: true)
@@ -88,7 +88,7 @@ import Testing
 
 @Suite struct MergeAndCorruptionTests {
     @Test func mergeAddsWhatIsMissingAndNeverOverwrites() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let fixture = try Fixture(root: directory.appendingPathComponent("source"))
             let archive = directory.appendingPathComponent("full.tar.zst")
             _ = try await fixture.backup(to: archive, catalog: directory)
@@ -109,7 +109,7 @@ import Testing
     }
 
     @Test func corruptSourceBlobIsReportedExcludedAndNeverRecorded() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let fixture = try Fixture(root: directory.appendingPathComponent("source"))
             let layer = fixture.tagged[1].layers[1]
             var bytes = try fixture.storage.read(Layout.blobData(layer), limit: 1 << 20)
@@ -134,7 +134,7 @@ import Testing
 /// GNU tar both ways: it extracts our archives, and we restore its archives of a store.
 @Suite struct GNUTarTests {
     @Test func gnuTarExtractsWhatRestoreWrites() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let fixture = try Fixture(root: directory.appendingPathComponent("source"))
             let archive = directory.appendingPathComponent("full.tar.zst")
             _ = try await fixture.backup(to: archive, catalog: directory)
@@ -155,7 +155,7 @@ import Testing
     }
 
     @Test func restoreAcceptsAPlainGNUTarArchiveOfAStore() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let fixture = try Fixture(root: directory.appendingPathComponent("source"))
             let archive = directory.appendingPathComponent("by-tar.tar.zst")
             let (status, output) = try run("/usr/bin/tar", ["--zstd", "-cf", archive.path, "-C", fixture.root.path, "docker"])
@@ -172,3 +172,4 @@ import Testing
         }
     }
 }
+
