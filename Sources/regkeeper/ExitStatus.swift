@@ -86,3 +86,16 @@ extension ArchiveError: ReportedFailure {
         return ExitStatus.failure
     }
 }
+
+extension S3StoreConfig.Error: ReportedFailure {
+    var exitStatus: ExitCode { ExitStatus.failure }
+}
+
+extension RestoreFailure: ReportedFailure {
+    var exitStatus: ExitCode {
+        switch self {
+        case .refused, .bucketNotEmpty: ExitStatus.refused
+        case .failed, .noChain, .mergeInterrupted, .history, .other, .upload: ExitStatus.failure
+        }
+    }
+}
