@@ -19,7 +19,7 @@ import Testing
     func backup(_ root: URL, to archive: URL, catalog: URL, incremental: Bool = false, hooks: BackupHooks = BackupHooks()) async throws -> BackupResult {
         var backup = Backup(storage: try LocalStorage(root: root.path), catalogDirectory: catalog.path, toolVersion: "test", sourceRoot: root.path)
         backup.incremental = incremental
-        backup.hooks = hooks
+        backup.writer.hooks = hooks
         return try await backup.run(output: archive.path)
     }
 

@@ -12,16 +12,8 @@ import Testing
     static var regkeeper: URL { URL(fileURLWithPath: BuiltProducts.executable("regkeeper")) }
 
     static func run(_ arguments: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = regkeeper
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        let run = try Regkeeper.run(arguments)
+        return (run.status, run.stdout + run.stderr)
     }
 
     /// Starts the binary and kills it once `landed` says it is mid-way.
