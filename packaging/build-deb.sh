@@ -15,6 +15,13 @@ ARCH=$(dpkg --print-architecture)
 built=$("$BINARY" --version)
 [ "$built" = "$VERSION" ] || { echo "build-deb.sh: $BINARY is version $built, packaging/debian/changelog says $VERSION" >&2; exit 1; }
 
+deb=$OUT/regkeeper_${VERSION}_$ARCH.deb
+# Compressing the package takes a minute: not again when nothing that goes into it changed.
+if [ -e "$deb" ] && [ -z "$(find "$BINARY" packaging man policies -newer "$deb" | head -1)" ]; then
+    echo "$deb"
+    exit 0
+fi
+
 WORK=$OUT/deb-work
 STAGE=$WORK/regkeeper
 rm -rf "$WORK"
@@ -48,7 +55,6 @@ sed -e "s|@VERSION@|$VERSION|" -e "s|@ARCH@|$ARCH|" -e "s|@MAINTAINER@|$MAINTAIN
 (cd "$STAGE" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) >"$STAGE/DEBIAN/md5sums"
 chmod 644 "$STAGE/DEBIAN/control" "$STAGE/DEBIAN/conffiles" "$STAGE/DEBIAN/md5sums"
 
-deb=$OUT/regkeeper_${VERSION}_$ARCH.deb
 dpkg-deb --root-owner-group -Zxz --build "$STAGE" "$deb" >/dev/null
 rm -rf "$WORK"
 echo "$deb"

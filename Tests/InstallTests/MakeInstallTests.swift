@@ -81,7 +81,7 @@ import Testing
             let script = try String(contentsOf: installed("/usr/local/share/\(path)"), encoding: .utf8)
             let generated = try ProcessRunner.runBlocking(Checkout.staticBinary.path, ["--generate-completion-script", shell]).stdoutText
             #expect(script.trimmed == generated.trimmed, "\(shell)")
-            #expect(script.contains("retain") && script.contains("--metrics-file"), "\(shell)")
+            #expect(script.contains("retain") && script.contains("metrics-file"), "\(shell)")
         }
 
         try Checkout.make("uninstall", variables)

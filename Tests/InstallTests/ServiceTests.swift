@@ -89,10 +89,12 @@ import Testing
 
             let tags = setup.registry.appendingPathComponent("repositories/library/app/_manifests/tags")
             #expect(try FileManager.default.contentsOfDirectory(atPath: tags.path).sorted() == ["latest"])
-            for digest in freed.union([setup.sample.orphan.digest]) {
+            let inStore = { (digest: String) in
                 let hex = digest.dropFirst("sha256:".count)
-                #expect(!FileManager.default.fileExists(atPath: setup.registry.appendingPathComponent("blobs/sha256/\(hex.prefix(2))/\(hex)/data").path), "\(digest) is still in the store")
+                return FileManager.default.fileExists(atPath: setup.registry.appendingPathComponent("blobs/sha256/\(hex.prefix(2))/\(hex)/data").path)
             }
+            for digest in freed.union([setup.sample.orphan.digest]) { #expect(!inStore(digest), "\(digest) is still in the store") }
+            for digest in kept { #expect(inStore(digest), "\(digest) was swept") }
             let trash = try FileManager.default.contentsOfDirectory(atPath: setup.root.appendingPathComponent(".regkeeper/trash").path)
             #expect(trash.contains { $0.hasPrefix("run-") }, "gc --trash kept what it swept")
             #expect(try setup.metric("regkeeper-retain.prom", "regkeeper_retain_last_run_success 1"))
