@@ -37,8 +37,9 @@ doc=$STAGE/usr/share/doc/regkeeper
 install -D -m 644 packaging/debian/copyright "$doc/copyright"
 gzip -9n <packaging/debian/changelog >"$doc/changelog.gz"
 chmod 644 "$doc/changelog.gz"
-# Where the units write by default (ReadWritePaths= needs them to exist).
-install -d -m 700 "$STAGE/var/backups/regkeeper"
+install -D -m 644 packaging/debian/lintian-overrides "$STAGE/usr/share/lintian/overrides/regkeeper"
+# node_exporter's textfile directory, where the units write metrics (ReadWritePaths= needs it
+# to exist); /var/backups/regkeeper is made by postinst (lintian: no directories in /var/backups).
 install -d -m 755 "$STAGE/var/lib/prometheus/node-exporter"
 
 # The libraries the binary really links, as Debian's own tool maps them to packages.

@@ -62,7 +62,9 @@ install_all() {
             man) gzip -9n <"$source" | put "$target" 644 ;;
             data) put "$target" 644 <"$source" ;;
             completion)
+                # Sourced, not run: no #! line (bash-completion's loader, lintian).
                 script=$("$BINARY" --generate-completion-script "$source")
+                script=$(printf '%s\n' "$script" | sed '1{/^#!/d}')
                 printf '%s\n' "$script" | put "$target" 644 ;;
             unit) render "$source" | put "$target" 644 ;;
             config)

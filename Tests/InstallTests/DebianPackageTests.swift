@@ -95,11 +95,16 @@ import Testing
         #expect(verified.status == 0 && verified.stdoutText.isEmpty && verified.stderrText.isEmpty, "\(verified.stdoutText)\(verified.stderrText)")
         let wanted = (try? FileManager.default.contentsOfDirectory(atPath: "/etc/systemd/system/timers.target.wants")) ?? []
         #expect(!wanted.contains { $0.hasPrefix("regkeeper") }, "installed, not enabled")
-        #expect(try EnvironmentFile.read(URL(fileURLWithPath: "/etc/default/regkeeper"))["REGKEEPER_POLICY"] == "/etc/regkeeper/default.yaml")
+        let environment = try EnvironmentFile.read(URL(fileURLWithPath: "/etc/default/regkeeper"))
+        #expect(environment["REGKEEPER_POLICY"] == "/etc/regkeeper/default.yaml")
+        for directory in [environment["REGKEEPER_BACKUP_DIR"]!, environment["REGKEEPER_METRICS_DIR"]!] {
+            #expect(FileManager.default.fileExists(atPath: directory), "the units' default \(directory) must exist for ReadWritePaths=")
+        }
+        #expect(try MakeInstallTests.mode(URL(fileURLWithPath: environment["REGKEEPER_BACKUP_DIR"]!)) == 0o700, "backups are root's alone")
 
         let purge = try Self.run("/usr/bin/dpkg", ["--purge", "regkeeper"], timeout: 300)
         #expect(purge.status == 0, "\(purge.stderrText)")
-        for path in ["/usr/bin/regkeeper", "/etc/regkeeper", "/etc/default/regkeeper", "/usr/share/doc/regkeeper"] + unitPaths {
+        for path in ["/usr/bin/regkeeper", "/etc/regkeeper", "/etc/default/regkeeper", "/usr/share/doc/regkeeper", "/var/backups/regkeeper"] + unitPaths {
             #expect(!FileManager.default.fileExists(atPath: path), "\(path) is left after purge")
         }
     }
