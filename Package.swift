@@ -79,6 +79,8 @@ let package = Package(
         .testTarget(name: "ArchiveIntegrationTests", dependencies: ["Archive", "regkeeper", "RegistryHarness", "StoreTestSupport"]),
         .testTarget(name: "S3IntegrationTests", dependencies: ["regkeeper", "RegistryHarness", "RegistryStore", "S3Store"]),
         .testTarget(name: "GarbageCollectionTests", dependencies: ["GarbageCollection", "StoreTestSupport"]),
+        // `make install` and `make deb` of the static release build (made by `make test` first).
+        .testTarget(name: "InstallTests", dependencies: ["RegistryHarness"]),
     ],
     swiftLanguageModes: [.v6]
 )
