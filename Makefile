@@ -1,11 +1,33 @@
 # Everything a fresh Debian machine with the Swift toolchain needs: `make demo`, `make test`.
 SWIFT ?= swift
-DEBIAN_PACKAGES := docker-registry skopeo libzstd-dev zstd libsqlite3-dev sqlite3 openssl tar util-linux libcurl4-openssl-dev ceph-mon ceph-osd radosgw ceph-common time
+DEBIAN_PACKAGES := docker-registry skopeo libzstd-dev zstd libsqlite3-dev sqlite3 openssl tar util-linux libcurl4-openssl-dev ceph-mon ceph-osd radosgw ceph-common time \
+	dpkg-dev binutils systemd man-db bash-completion
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # In memory, so that the virtual disk's swings do not decide tar against regkeeper (needs ~5 GB free).
 BACKUP_BENCH_DIR ?= /dev/shm/regkeeper-bench/backup
 
-.PHONY: deps build test demo bench clean
+.PHONY: deps build test demo bench clean static install install-built uninstall install-manifest deb
+
+# `make install`: where it puts things (`make install-manifest` lists every file). The units
+# read $(SYSCONFDIR)/default/regkeeper, which install writes only if absent and uninstall
+# removes only if unedited.
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+POLICY_DIR ?= $(PREFIX)/share/regkeeper/policies
+BASH_COMPLETION_DIR ?= $(PREFIX)/share/bash-completion/completions
+ZSH_COMPLETION_DIR ?= $(PREFIX)/share/zsh/site-functions
+FISH_COMPLETION_DIR ?= $(PREFIX)/share/fish/vendor_completions.d
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+# The installed and packaged binary: release, Swift runtime linked in, so that it runs where
+# the toolchain is not. Its own scratch path keeps the ordinary release build (bench, demo).
+STATIC_SCRATCH := .build-static
+STATIC_BINARY := $(STATIC_SCRATCH)/release/regkeeper
+INSTALL_SH = DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" BINDIR="$(BINDIR)" MANDIR="$(MANDIR)" \
+	POLICY_DIR="$(POLICY_DIR)" BASH_COMPLETION_DIR="$(BASH_COMPLETION_DIR)" ZSH_COMPLETION_DIR="$(ZSH_COMPLETION_DIR)" \
+	FISH_COMPLETION_DIR="$(FISH_COMPLETION_DIR)" SYSTEMD_UNIT_DIR="$(SYSTEMD_UNIT_DIR)" BINARY="$(STATIC_BINARY)" \
+	packaging/install.sh
 
 deps:
 	@missing=""; for package in $(DEBIAN_PACKAGES); do \
@@ -19,7 +41,8 @@ deps:
 build: deps
 	$(SWIFT) build
 
-test: deps
+# The .deb first: InstallTests install it, and `make install` the binary it was built from.
+test: deps deb
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 
@@ -35,5 +58,24 @@ bench: deps
 	.build/release/regkeeper-bench verify
 	.build/release/regkeeper-bench backup --runs 5 --directory $(BACKUP_BENCH_DIR)
 
+static: deps
+	$(SWIFT) build -c release --product regkeeper --static-swift-stdlib --scratch-path $(STATIC_SCRATCH)
+
+install: static
+	$(INSTALL_SH) install
+
+# `make install` of the binary already built, as the tests run it.
+install-built:
+	$(INSTALL_SH) install
+
+uninstall:
+	$(INSTALL_SH) uninstall
+
+install-manifest:
+	@$(INSTALL_SH) list
+
+deb: static
+	packaging/build-deb.sh $(STATIC_BINARY) $(STATIC_SCRATCH)
+
 clean:
-	rm -rf .build
+	rm -rf .build $(STATIC_SCRATCH)

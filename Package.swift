@@ -64,12 +64,12 @@ let package = Package(
             "StoreTestSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "RegistryHarnessTests", dependencies: ["RegistryHarness"]),
+        .testTarget(name: "RegistryHarnessTests", dependencies: ["RegistryHarness", "StoreTestSupport"]),
         .testTarget(name: "GCIntegrationTests", dependencies: [
             "GarbageCollection", "Operations", "RegistryHarness", "StoreTestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .testTarget(name: "CLITests", dependencies: ["regkeeper", "RegistryHarness", "StateDatabase", "StoreTestSupport"]),
-        .testTarget(name: "StateDatabaseTests", dependencies: ["StateDatabase"]),
+        .testTarget(name: "CLITests", dependencies: ["regkeeper", "Integrity", "RegistryHarness", "StateDatabase", "StoreTestSupport"]),
+        .testTarget(name: "StateDatabaseTests", dependencies: ["StateDatabase", "StoreTestSupport"]),
         .testTarget(name: "ZstdTests", dependencies: ["Zstd", "RegistryHarness"]),
         .testTarget(name: "TarFormatTests", dependencies: ["TarFormat", "Zstd", "RegistryHarness"]),
         .testTarget(name: "RegistryModelTests", dependencies: ["RegistryModel"]),
@@ -84,6 +84,8 @@ let package = Package(
         .testTarget(name: "ArchiveIntegrationTests", dependencies: ["Archive", "regkeeper", "RegistryHarness", "StoreTestSupport"]),
         .testTarget(name: "S3IntegrationTests", dependencies: ["regkeeper", "RegistryHarness", "RegistryStore", "S3Store"]),
         .testTarget(name: "GarbageCollectionTests", dependencies: ["GarbageCollection", "StoreTestSupport"]),
+        // `make install` and `make deb` of the static release build (made by `make test` first).
+        .testTarget(name: "InstallTests", dependencies: ["RegistryHarness"]),
     ],
     swiftLanguageModes: [.v6]
 )

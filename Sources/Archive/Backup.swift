@@ -5,22 +5,18 @@ import RegistryStore
 /// One `regkeeper backup`: read the snapshot, subtract what the catalog's chain already
 /// carries (incremental), write the archive, record it. The caller holds the shared lock.
 public struct Backup: Sendable {
-    public let storage: any StoreStorage
     public let catalogDirectory: String
     public var incremental = false
     public var includeGarbage = false
-    public var level = 1
-    public var jobs = 2
-    public var toolVersion: String
-    public var sourceRoot: String
-    public var hooks = BackupHooks()
-    public var reporter: any ProgressReporter = SilentReporter()
+    /// What the archive is written with (store, compression level, threads, hooks, progress);
+    /// the snapshot reads the same store with the same threads, hooks and progress.
+    public var writer: ArchiveWriter
+
+    public var storage: any StoreStorage { writer.storage }
 
     public init(storage: any StoreStorage, catalogDirectory: String, toolVersion: String, sourceRoot: String) {
-        self.storage = storage
         self.catalogDirectory = catalogDirectory
-        self.toolVersion = toolVersion
-        self.sourceRoot = sourceRoot
+        writer = ArchiveWriter(storage: storage, toolVersion: toolVersion, sourceRoot: sourceRoot)
     }
 
     /// The snapshot and what an archive of it would hold, written nowhere: `--dry-run` prints
@@ -31,7 +27,7 @@ public struct Backup: Sendable {
     }
 
     public func run(output: String) async throws -> BackupResult {
-        try Self.checkOutput(output, storeRoot: sourceRoot)
+        try Self.checkOutput(output, storeRoot: writer.sourceRoot)
         let catalog = try BackupCatalog.open(directory: catalogDirectory)
         let plan = try await plan(catalog: incremental ? catalog : nil)
         let hidden = plan.findings.compactMap { finding -> StoreFinding? in
@@ -39,12 +35,7 @@ public struct Backup: Sendable {
             return nil
         }
         guard hidden.isEmpty else { throw ArchiveError.incompleteStore(hidden) }
-        try await hooks.afterSnapshot()
-        var writer = ArchiveWriter(storage: storage, toolVersion: toolVersion, sourceRoot: sourceRoot)
-        writer.level = level
-        writer.jobs = jobs
-        writer.hooks = hooks
-        writer.reporter = reporter
+        try await writer.hooks.afterSnapshot()
         let result = try await writer.write(plan, to: output)
         try await catalog.record(result.index, path: result.path, archiveBytes: result.archiveBytes)
         return result
@@ -78,8 +69,8 @@ public struct Backup: Sendable {
         }
         var planner = BackupPlanner(storage: storage)
         planner.includeGarbage = includeGarbage
-        planner.jobs = jobs
-        return try await reporter.phase("snapshot") { try await planner.plan(chain: chain, archived: archived) }.0
+        planner.jobs = writer.jobs
+        return try await writer.reporter.phase("snapshot") { try await planner.plan(chain: chain, archived: archived) }.0
     }
 
     private func existingCatalog() throws(ArchiveError) -> BackupCatalog {

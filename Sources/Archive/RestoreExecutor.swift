@@ -99,7 +99,7 @@ public struct RestoreExecutor {
             try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
             try checkSpace(chain, needed: needed)
             StagingArea.removeAbandoned(in: target)
-            staging = try StagingArea(target: target)
+            staging = try StagingArea(target: target, merge: options.merge)
         }
         defer { staging?.remove() }
 
@@ -170,7 +170,8 @@ public struct RestoreExecutor {
                 }
                 try checkBounds(member, in: reader, isPlain: chain.isPlain)
                 if let staging {
-                    try staging.write(path, mtime: member.entry.mtime, archive: reader.path) { sink in try member.readContent(sink) }
+                    let alike = options.merge ? StagingArea.Alike(role: member.role, size: member.entry.size) : nil
+                    try staging.write(path, mtime: member.entry.mtime, archive: reader.path, alike: alike) { sink in try member.readContent(sink) }
                 } else {
                     try rehearsal?.check(member, at: path) ?? member.readContent { _ in }
                 }
@@ -257,7 +258,7 @@ public struct RestoreExecutor {
     }
 
     /// How much of the target's link or other file a merge compares.
-    fileprivate static let comparedBytes = 4096
+    static let comparedBytes = 4096
 
     /// What `--merge` reports for a file the target already holds: a blob of another size, or
     /// a link or other file with other content (the target's is kept); nil when they agree or
@@ -321,9 +322,10 @@ struct MergeConflict {
 /// `--merge`: moves the staged tree into the target's. A directory the target lacks moves
 /// whole, with one rename (a repository, a blob's directory, a tag's); one it has is entered;
 /// a file moves unless the target has one, which is kept and compared. Cost is one rename per
-/// directory or file the target lacks, through descriptors opened once per directory, so a
-/// merge costs about what a restore into an empty root does (about 4 ms a member went to
-/// resolving each member's path from the root again).
+/// directory or file the target lacks, through descriptors opened once per directory; files
+/// the target held alike when they were read were never staged (`StagingArea`), so a merge
+/// into a store that still has most of the archive costs about what a restore into an empty
+/// root does.
 ///
 /// Order keeps the registry's view whole at every step: the blob tree before the repositories,
 /// and within a directory entries in name order (`_layers` < `_manifests` < `_uploads`,

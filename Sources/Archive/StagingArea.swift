@@ -13,15 +13,46 @@ import TarFormat
 /// The files are written by a thread of the staging area's own, in the order asked, so that
 /// creating and filling them (the larger half of a restore's CPU, in the kernel) runs while the
 /// caller decompresses and hashes the next members. A write error is thrown by a later call.
+///
+/// For `--merge`, a member the target already holds alike is left out of the staging area: a
+/// merge into a store that still has most of its files then writes, syncs, compares and removes
+/// only what it brings back, instead of staging every member and comparing each afterwards.
 final class StagingArea {
     static let prefix = ".regkeeper-restore-"
     let root: String
     private let writer: StagingWriter
 
-    init(target: String) throws(ArchiveError) {
+    /// What lets a `--merge` leave a member out: the target's file of the same path is a blob of
+    /// the same size (blobs are named by their digest, and the archive's is checked against it),
+    /// or another file of the same bytes.
+    enum Alike {
+        case sameSize(UInt64)
+        case sameBytes(UInt64)
+
+        /// The comparison for a member of `role` and `size`; nil when it is always staged (a file
+        /// larger than a merge compares, which the merge then reports if the target has it).
+        init?(role: MemberRole, size: UInt64) {
+            if case .blob = role {
+                self = .sameSize(size)
+            } else if size <= UInt64(RestoreExecutor.comparedBytes) {
+                self = .sameBytes(size)
+            } else {
+                return nil
+            }
+        }
+    }
+
+    /// `merge`: compare members with the target's files (see `Alike`) and leave out the alike.
+    init(target: String, merge: Bool) throws(ArchiveError) {
         root = target + "/" + Self.prefix + "\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         guard mkdir(root, 0o755) == 0 else { throw .io(path: root, operation: "mkdir", errno: .current) }
-        writer = StagingWriter(root: root)
+        var present: TargetFiles?
+        if merge {
+            let descriptor = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard descriptor >= 0 else { throw .io(path: target, operation: "open directory", errno: .current) }
+            present = TargetFiles(root: descriptor)
+        }
+        writer = StagingWriter(root: root, target: present)
     }
 
     deinit { _ = try? writer.finish() }
@@ -37,9 +68,10 @@ final class StagingArea {
     /// Creates the file (never replacing one: member paths are unique in a valid archive),
     /// fills it with what `content` hands its sink, sets its mtime. A second member of the
     /// same path in `archive` fails as `duplicateMember`.
-    func write(_ storePath: StorePath, mtime: TarTimestamp, archive: String,
+    /// With `alike` (a merge), the member is left out if the target's file is alike.
+    func write(_ storePath: StorePath, mtime: TarTimestamp, archive: String, alike: Alike? = nil,
                content: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
-        try writer.create(storePath, mtime: mtime, archive: archive)
+        try writer.create(storePath, mtime: mtime, archive: archive, alike: alike)
         defer { writer.close() }
         try content { chunk in writer.append(chunk) }
     }
@@ -68,7 +100,7 @@ final class StagingArea {
 /// semaphores order every access to the ring, which is why it needs no lock.
 private final class StagingWriter: @unchecked Sendable {
     private enum Command {
-        case create(StorePath, TarTimestamp, archive: String)
+        case create(StorePath, TarTimestamp, archive: String, alike: StagingArea.Alike?)
         case write(count: Int)
         case close
         case stop
@@ -78,6 +110,8 @@ private final class StagingWriter: @unchecked Sendable {
     private static let slotSize = 256 << 10
 
     private let root: String
+    /// A merge's target, whose files members are compared with; nil stages every member.
+    private let target: TargetFiles?
     private let commands: UnsafeMutablePointer<Command>
     private let buffers: UnsafeMutableRawBufferPointer
     private let tickets = DispatchSemaphore(value: 0)
@@ -88,8 +122,9 @@ private final class StagingWriter: @unchecked Sendable {
     private var sent = 0
     private var finished = false
 
-    init(root: String) {
+    init(root: String, target: TargetFiles?) {
         self.root = root
+        self.target = target
         commands = .allocate(capacity: Self.slots)
         commands.initialize(repeating: .close, count: Self.slots)
         buffers = .allocate(byteCount: Self.slots * Self.slotSize, alignment: 4096)
@@ -107,9 +142,9 @@ private final class StagingWriter: @unchecked Sendable {
         buffers.deallocate()
     }
 
-    func create(_ path: StorePath, mtime: TarTimestamp, archive: String) throws(ArchiveError) {
+    func create(_ path: StorePath, mtime: TarTimestamp, archive: String, alike: StagingArea.Alike?) throws(ArchiveError) {
         if let error = failure.withLock({ $0 }) { throw error }
-        send(.create(path, mtime, archive: archive))
+        send(.create(path, mtime, archive: archive, alike: target == nil ? nil : alike))
     }
 
     func append(_ chunk: UnsafeRawBufferPointer) {
@@ -145,16 +180,56 @@ private final class StagingWriter: @unchecked Sendable {
         ready.signal()
     }
 
+    /// What the writer does with the current member's content.
+    private enum Destination {
+        /// Nothing to do: no member, a failure, or a blob the target holds at the same size.
+        case none
+        /// Written to this staging file.
+        case staged(Int32)
+        /// Held back, to compare with this target file of the same size when the member ends;
+        /// staged only if they differ.
+        case held(Int32)
+    }
+
     private func run() {
         var parents = ParentDirectories(root: root)
-        var descriptor: Int32 = -1
-        var path = ""
+        var destination = Destination.none
+        var held: [UInt8] = []
+        var path = StorePath.root
         var member = ""
+        var archive = ""
         var mtime = TarTimestamp(seconds: 0, nanoseconds: 0)
         var failed = false
         func fail(_ error: ArchiveError) {
             failed = true
             failure.withLock { if $0 == nil { $0 = error } }
+        }
+        /// Creates the staging file of the current member, or records why it could not.
+        func createStaged() -> Int32? {
+            if let failure = parents.make(for: path) {
+                fail(.stagingWrite(member: member, operation: "mkdir", errno: failure))
+                return nil
+            }
+            let descriptor = open(root + "/" + member, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            guard descriptor >= 0 else {
+                fail(errno == EEXIST ? .duplicateMember(archive: archive, member: member)
+                    : .stagingWrite(member: member, operation: "create", errno: .current))
+                return nil
+            }
+            return descriptor
+        }
+        func write(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) {
+            do {
+                try SystemCall.writeAll(descriptor, bytes)
+            } catch {
+                fail(.stagingWrite(member: member, operation: "write", errno: error))
+            }
+        }
+        func finishStaged(_ descriptor: Int32) {
+            var times = [timespec(tv_sec: Int(mtime.seconds), tv_nsec: Int(mtime.nanoseconds)),
+                         timespec(tv_sec: Int(mtime.seconds), tv_nsec: Int(mtime.nanoseconds))]
+            if !failed, futimens(descriptor, &times) != 0 { fail(.stagingWrite(member: member, operation: "set times", errno: .current)) }
+            Foundation.close(descriptor)
         }
         var done = 0
         while true {
@@ -163,37 +238,52 @@ private final class StagingWriter: @unchecked Sendable {
             let command = commands[slot]
             done += 1
             switch command {
-            case .create(let storePath, let time, let archive):
+            case .create(let storePath, let time, let name, let alike):
                 guard !failed else { break }
-                path = root + "/" + storePath.description
+                path = storePath
                 member = storePath.description
+                archive = name
                 mtime = time
-                if let failure = parents.make(for: storePath) {
-                    fail(.stagingWrite(member: member, operation: "mkdir", errno: failure))
-                    break
-                }
-                descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-                if descriptor < 0 {
-                    fail(errno == EEXIST ? .duplicateMember(archive: archive, member: member)
-                        : .stagingWrite(member: member, operation: "create", errno: .current))
+                destination = .none
+                if let alike, let present = target?.openFile(storePath, size: alike.size) {
+                    if case .sameBytes = alike {
+                        held.removeAll(keepingCapacity: true)
+                        destination = .held(present)
+                        break
+                    }
+                    Foundation.close(present)
+                } else if let descriptor = createStaged() {
+                    destination = .staged(descriptor)
                 }
             case .write(let count):
-                guard !failed, descriptor >= 0 else { break }
-                let base = buffers.baseAddress! + slot * Self.slotSize
-                do {
-                    try SystemCall.writeAll(descriptor, UnsafeRawBufferPointer(start: base, count: count))
-                } catch {
-                    fail(.stagingWrite(member: member, operation: "write", errno: error))
+                guard !failed else { break }
+                let bytes = UnsafeRawBufferPointer(start: buffers.baseAddress! + slot * Self.slotSize, count: count)
+                switch destination {
+                case .staged(let descriptor): write(bytes, to: descriptor)
+                case .held: held.append(contentsOf: bytes)
+                case .none: break
                 }
             case .close:
-                guard descriptor >= 0 else { break }
-                var times = [timespec(tv_sec: Int(mtime.seconds), tv_nsec: Int(mtime.nanoseconds)),
-                             timespec(tv_sec: Int(mtime.seconds), tv_nsec: Int(mtime.nanoseconds))]
-                if !failed, futimens(descriptor, &times) != 0 { fail(.stagingWrite(member: member, operation: "set times", errno: .current)) }
-                Foundation.close(descriptor)
-                descriptor = -1
+                switch destination {
+                case .staged(let descriptor):
+                    finishStaged(descriptor)
+                case .held(let present):
+                    let alike = !failed && TargetFiles.holds(present, exactly: held)
+                    Foundation.close(present)
+                    if !failed, !alike, let descriptor = createStaged() {
+                        held.withUnsafeBytes { write($0, to: descriptor) }
+                        finishStaged(descriptor)
+                    }
+                case .none:
+                    break
+                }
+                destination = .none
             case .stop:
-                if descriptor >= 0 { Foundation.close(descriptor) }
+                switch destination {
+                case .staged(let descriptor), .held(let descriptor): Foundation.close(descriptor)
+                case .none: break
+                }
+                target?.closeAll()
                 tickets.signal()
                 stopped.signal()
                 return
@@ -232,3 +322,66 @@ private struct ParentDirectories {
     }
 }
 
+
+/// A merge's target, read to tell which members it already holds. Directories are opened one
+/// component at a time without following symbolic links, and those of the previous file are
+/// kept open (members come grouped by directory), so each probe costs an open or two; a
+/// directory the target lacks is remembered as absent until the members leave it. Anything
+/// unusual (a symbolic link, a file where a directory belongs, an unreadable directory) makes
+/// the member staged, and the merge that places it then reports or refuses it as before.
+final class TargetFiles {
+    private var root: Int32
+    /// The directories of the previous probe, outermost first; -1 where one could not be opened.
+    private var opened: [(name: String, descriptor: Int32)] = []
+
+    init(root: Int32) { self.root = root }
+
+    deinit { closeAll() }
+
+    /// The target's regular file at `path`, opened for reading, if it has exactly `size` bytes.
+    func openFile(_ path: StorePath, size: UInt64) -> Int32? {
+        let components = path.components
+        guard let name = components.last else { return nil }
+        let parents = components.dropLast()
+        var common = 0
+        while common < min(parents.count, opened.count), opened[common].name == parents[parents.startIndex + common] { common += 1 }
+        while opened.count > common { Foundation.close(opened.removeLast().descriptor) }
+        if opened.contains(where: { $0.descriptor < 0 }) { return nil }
+        for component in parents.dropFirst(common) {
+            let descriptor = openat(opened.last?.descriptor ?? root, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            opened.append((component, descriptor))
+            if descriptor < 0 { return nil }
+        }
+        let descriptor = openat(opened.last?.descriptor ?? root, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFREG, UInt64(info.st_size) == size else {
+            Foundation.close(descriptor)
+            return nil
+        }
+        return descriptor
+    }
+
+    /// Whether the file open at `descriptor` holds exactly `bytes`, read one byte past them.
+    static func holds(_ descriptor: Int32, exactly bytes: [UInt8]) -> Bool {
+        var theirs = [UInt8](repeating: 0, count: bytes.count + 1)
+        let count = theirs.withUnsafeMutableBytes { try? SystemCall.readFully(descriptor, into: $0) }
+        return count == bytes.count && theirs.prefix(bytes.count).elementsEqual(bytes)
+    }
+
+    /// Closes every descriptor; the writer calls it when it stops, `deinit` if it never did.
+    func closeAll() {
+        for directory in opened where directory.descriptor >= 0 { Foundation.close(directory.descriptor) }
+        opened = []
+        if root >= 0 { Foundation.close(root) }
+        root = -1
+    }
+}
+
+extension StagingArea.Alike {
+    var size: UInt64 {
+        switch self {
+        case .sameSize(let size), .sameBytes(let size): size
+        }
+    }
+}

@@ -77,9 +77,9 @@ struct BackupCommand: AsyncParsableCommand {
             toolVersion: "regkeeper " + (Regkeeper.configuration.version), sourceRoot: location.root)
         backup.incremental = incremental
         backup.includeGarbage = includeGarbage
-        backup.level = level
-        backup.jobs = output.jobs
-        backup.reporter = output.reporter
+        backup.writer.level = level
+        backup.writer.jobs = output.jobs
+        backup.writer.reporter = output.reporter
         guard let outputFile, !dryRun else { return try await showPlan(backup) }
         let result = try await BackUpStore(backup: backup, metricsFile: metricsFile).run(output: outputFile)
         if output.json {

@@ -88,6 +88,19 @@ extension ArchiveError: ReportedFailure {
     }
 }
 
+extension S3StoreConfig.Error: ReportedFailure {
+    var exitStatus: ExitCode { ExitStatus.failure }
+}
+
+extension RestoreFailure: ReportedFailure {
+    var exitStatus: ExitCode {
+        switch self {
+        case .refused, .bucketNotEmpty: ExitStatus.refused
+        case .failed, .noChain, .mergeInterrupted, .history, .other, .upload: ExitStatus.failure
+        }
+    }
+}
+
 extension PullLogError: ReportedFailure {
     var exitStatus: ExitCode { ExitStatus.failure }
 }

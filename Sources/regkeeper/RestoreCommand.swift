@@ -89,60 +89,39 @@ struct RestoreCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if root.hasPrefix("s3://") { return try await restoreIntoBucket() }
-        let target = URL(fileURLWithPath: root).standardizedFileURL.path
-        let wait = Duration.seconds(self.wait.seconds)
         var options = RestoreOptions(merge: merge, dryRun: dryRun)
         if !repositories.isEmpty { options.repositories = Set(repositories.compactMap { RepositoryName($0) }) }
         if let maxMemberSize { options.maxPlainMemberSize = UInt64(maxMemberSize.bytes) }
-        // Everything that can be refused without the lock is refused before the target,
-        // its lock or its state database exist: "not changed" must be true.
-        let chain: ArchiveChain
-        do {
-            chain = try await openChain(target: target, options: options)
-        } catch {
-            throw failure(error, target: target)
-        }
-        let location = StoreLocation(root: target)
-        let created = CreatedPaths(target: target, stateDirectory: location.stateDirectory)
-        // A dry run only reads the target, and an absent one needs no lock at all.
-        var lock: StoreLock?
-        if !dryRun {
-            do {
-                try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-            } catch {
-                throw CommandFailure("cannot create \(target): \((error as NSError).localizedDescription)", status: ExitStatus.failure)
-            }
-            lock = try takeLock(location, .exclusive, wait: wait)
-        } else if FileManager.default.fileExists(atPath: target) {
-            lock = try takeLock(location, .shared, wait: wait)
-        }
-        defer { withExtendedLifetime(lock) {} }
+        let reporter = commandReporter(quiet: quiet || json, logLevel: logLevel)
         let result: RestoreResult
-        do {
-            let reporter = commandReporter(quiet: quiet || json, logLevel: logLevel)
-            if dryRun {
-                // Changes nothing, so it is no run of the target's history.
-                var executor = RestoreExecutor(target: target, options: options)
-                executor.reporter = reporter
-                result = try executor.restore(chain)
-            } else {
-                var restore = RecordedRestore(target: target, options: options, arguments: CommandLine.arguments.joined(separator: " "))
-                restore.reporter = reporter
-                result = try await restore.run(chain)
+        let target: String
+        var uploaded: StoreCopy.Totals?
+        if root.hasPrefix("s3://") {
+            (result, uploaded, target) = try await restoreIntoBucket(options, reporter)
+        } else {
+            var restore = RestoreStore(target: root, options: options, arguments: CommandLine.arguments.joined(separator: " "))
+            restore.reporter = reporter
+            target = restore.target
+            // Everything that can be refused without the lock is refused before the target,
+            // its lock or its state database exist: "not changed" must be true.
+            let chain = try await restore.openChain(files: files, latestIn: latest ? catalog : nil)
+            // A dry run only reads the target, and an absent one needs no lock at all.
+            var lock: StoreLock?
+            if !dryRun {
+                try restore.createTarget()
+                lock = try takeLock(StoreLocation(root: target), .exclusive, wait: .seconds(wait.seconds))
+            } else if FileManager.default.fileExists(atPath: target) {
+                lock = try takeLock(StoreLocation(root: target), .shared, wait: .seconds(wait.seconds))
             }
-        } catch let error as StateStoreError {
-            created.removeIfUnchanged()
-            throw CommandFailure("cannot record the run in \(target)'s state database: \(error)", status: ExitStatus.failure)
-        } catch let error as ArchiveError {
-            if case .mergeInterrupted = error {} else { created.removeIfUnchanged() }
-            throw failure(error, target: target)
+            defer { withExtendedLifetime(lock) {} }
+            result = try await restore.run(chain)
         }
         if json {
             try writeJSON(result)
         } else if !quiet {
             let (restored, kept, skipped) = dryRun ? ("dry run: would restore", "would keep", "would skip") : ("restored", "kept", "skipped")
-            printLine("\(restored) \(result.blobs) blobs (\(result.blobBytes.formattedBytes)), \(result.links) links, \(result.otherFiles) other files into \(target)")
+            printLine("\(restored) \(result.blobs) blobs (\(result.blobBytes.formattedBytes)), \(result.links) links, \(result.otherFiles) other files into \(target)"
+                + (uploaded.map { dryRun ? "" : ": \($0.files) objects, \($0.bytes.formattedBytes) uploaded" } ?? ""))
             for conflict in result.conflicts { printLine("\(kept): \(conflict.escapedForTerminal)") }
             for member in result.skipped { printLine("\(skipped): \(member)") }
         }
@@ -151,107 +130,18 @@ struct RestoreCommand: AsyncParsableCommand {
         }
     }
 
-    /// The archives to restore, read and checked as a chain, and the target checked.
-    private func openChain(target: String, options: RestoreOptions) async throws(ArchiveError) -> ArchiveChain {
-        try await RestoreChain.open(files: files, latestIn: latest ? catalog : nil, target: target, options: options)
-    }
-
-    /// The exit status and message of a restore that did not complete: refusals (3) and
-    /// failures to read or write (1) leave the target as it was, and say so; a merge cut
-    /// short says what it left and how to complete it.
-    private func failure(_ error: ArchiveError, target: String) -> CommandFailure {
-        switch error {
-        case .targetNotADirectory, .targetInsideStore:
-            CommandFailure(error.description, status: ExitStatus.refused)
-        case .catalog, .noFullBackup, .mergeInterrupted:
-            CommandFailure(error.description, status: ExitStatus.failure)
-        case .io, .storage, .stagingWrite:
-            CommandFailure(error.description + "; \(target) was not changed", status: ExitStatus.failure)
-        default:
-            CommandFailure(error.description + "; \(target) was not changed", status: ExitStatus.refused)
-        }
-    }
-}
-
-extension RestoreCommand {
-    /// Into a bucket (how a store migrates from disk to S3): the chain is restored and every
-    /// blob checked against its digest in a staging directory under the local state directory,
-    /// then uploaded blobs first and tags last, each file keeping its time; the staging
-    /// directory is removed. Only into an empty bucket prefix.
-    private func restoreIntoBucket() async throws {
+    /// Into an empty bucket prefix (how a store migrates from disk to S3), under its lock in
+    /// the local state directory.
+    private func restoreIntoBucket(_ options: RestoreOptions, _ reporter: any ProgressReporter) async throws -> (RestoreResult, StoreCopy.Totals, String) {
         if merge { throw CommandFailure("--merge is not available for an s3:// root", status: ExitStatus.failure) }
-        let location: StoreLocation
-        do {
-            location = StoreLocation(
-                s3: try S3StoreConfig.parse(url: root, endpoint: s3Endpoint, environment: ProcessInfo.processInfo.environment),
-                stateDirectory: stateDirectory.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
-        } catch {
-            throw CommandFailure(error.description, status: ExitStatus.failure)
-        }
+        let location = StoreLocation(
+            s3: try S3StoreConfig.parse(url: root, endpoint: s3Endpoint, environment: ProcessInfo.processInfo.environment),
+            stateDirectory: stateDirectory.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
         let lock = try takeLock(location, dryRun ? .shared : .exclusive, wait: .seconds(wait.seconds))
         defer { withExtendedLifetime(lock) {} }
-        let bucket = try openStorage(location)
-        let present: [DirectoryEntry]
-        do throws(StorageError) {
-            present = try bucket.list(Layout.registryRoot)
-        } catch .notFound {
-            present = []
-        } catch {
-            throw CommandFailure(error.description, status: ExitStatus.failure)
-        }
-        if !present.isEmpty {
-            throw CommandFailure("\(location.root) already holds \(Layout.registryRoot); restore only into an empty prefix", status: ExitStatus.refused)
-        }
-        let staging = location.stateDirectory + "/restore-staging-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: staging) }
-        let result: RestoreResult
-        let uploaded: StoreCopy.Totals
-        do {
-            var options = RestoreOptions(merge: false, dryRun: dryRun)
-            if !repositories.isEmpty { options.repositories = Set(repositories.compactMap { RepositoryName($0) }) }
-            if let maxMemberSize { options.maxPlainMemberSize = UInt64(maxMemberSize.bytes) }
-            let chain = try await openChain(target: staging, options: options)
-            var executor = RestoreExecutor(target: staging, options: options)
-            executor.reporter = commandReporter(quiet: quiet || json, logLevel: logLevel)
-            result = try executor.restore(chain)
-            uploaded = dryRun ? StoreCopy.Totals() : try StoreCopy.copy(from: LocalStorage(root: staging), to: bucket, jobs: 16)
-        } catch let error as ArchiveError {
-            throw failure(error, target: location.root)
-        } catch let error as StorageError {
-            throw CommandFailure("upload into \(location.root) failed: \(error); blobs may be there without links (gc collects them); restore again into an empty prefix", status: ExitStatus.failure)
-        }
-        if json {
-            try writeJSON(result)
-        } else if !quiet {
-            printLine("\(dryRun ? "dry run: would restore" : "restored") \(result.blobs) blobs (\(result.blobBytes.formattedBytes)), \(result.links) links, \(result.otherFiles) other files into \(location.root)"
-                + (dryRun ? "" : ": \(uploaded.files) objects, \(uploaded.bytes.formattedBytes) uploaded"))
-            for member in result.skipped { printLine("skipped: \(member)") }
-        }
-        if result.skipped.contains(where: { $0.hasPrefix("blob ") }) {
-            throw CommandFailure("restored with \(result.skipped.count) skipped member(s)", status: ExitStatus.partialFailure)
-        }
-    }
-}
-
-/// The target directory and state directory a restore is about to create, so that a restore
-/// refused after the lock was taken removes them again: a refused restore leaves no trace.
-private struct CreatedPaths {
-    let target: String
-    let stateDirectory: String
-    let targetExisted: Bool
-    let stateExisted: Bool
-
-    init(target: String, stateDirectory: String) {
-        self.target = target
-        self.stateDirectory = stateDirectory
-        targetExisted = FileManager.default.fileExists(atPath: target)
-        stateExisted = FileManager.default.fileExists(atPath: stateDirectory)
-    }
-
-    /// Removes the state directory if this run made it, then the target if this run made it
-    /// and it is empty again (rmdir refuses otherwise).
-    func removeIfUnchanged() {
-        if !stateExisted { try? FileManager.default.removeItem(atPath: stateDirectory) }
-        if !targetExisted { rmdir(target) }
+        var restore = RestoreIntoBucket(bucket: try openStorage(location), location: location, options: options)
+        restore.reporter = reporter
+        let (result, uploaded) = try await restore.run(files: files, latestIn: latest ? catalog : nil)
+        return (result, uploaded, location.root)
     }
 }

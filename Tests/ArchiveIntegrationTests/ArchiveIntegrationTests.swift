@@ -19,7 +19,7 @@ import Testing
     func backup(_ root: URL, to archive: URL, catalog: URL, incremental: Bool = false, hooks: BackupHooks = BackupHooks()) async throws -> BackupResult {
         var backup = Backup(storage: try LocalStorage(root: root.path), catalogDirectory: catalog.path, toolVersion: "test", sourceRoot: root.path)
         backup.incremental = incremental
-        backup.hooks = hooks
+        backup.writer.hooks = hooks
         return try await backup.run(output: archive.path)
     }
 
@@ -45,7 +45,7 @@ import Testing
     }
 
     @Test func fullBackupRestoresAStoreTheRegistryServes() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let source = directory.appendingPathComponent("source")
             let server = try await RegistryServer.start(root: source)
             let store = try await SampleStore.push(to: RegistryClient(server: server))
@@ -75,7 +75,7 @@ import Testing
     }
 
     @Test func incrementalChainRestoresEveryTag() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let source = directory.appendingPathComponent("source")
             let server = try await RegistryServer.start(root: source)
             defer { server.stop() }
@@ -107,7 +107,7 @@ import Testing
     /// Pushes through the running registry after the snapshot and between members: the
     /// archive holds the snapshot, whole, and nothing of what came later.
     @Test func pushesDuringTheBackupNeitherBreakItNorLeakIntoIt() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let source = directory.appendingPathComponent("source")
             let server = try await RegistryServer.start(root: source)
             defer { server.stop() }
@@ -144,9 +144,3 @@ import Testing
     }
 }
 
-func withDirectory<T>(_ body: (URL) async throws -> T) async throws -> T {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-archive-it-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    return try await body(directory)
-}

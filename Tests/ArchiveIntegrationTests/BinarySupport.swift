@@ -21,38 +21,16 @@ enum Regkeeper {
     static var binary: URL { KillTests.regkeeper }
 
     static func run(_ arguments: [String], measured: Bool = false, timeout: Double = 300) throws -> Run {
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-run-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: scratch) }
-        let out = scratch.appendingPathComponent("stdout"), err = scratch.appendingPathComponent("stderr")
-        let usage = scratch.appendingPathComponent("time")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
-        let process = Process()
-        if measured {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/time")
-            process.arguments = ["-v", "-o", usage.path, binary.path] + arguments
-        } else {
-            process.executableURL = binary
-            process.arguments = arguments
+        let usage = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-time-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: usage) }
+        let command = measured ? ["/usr/bin/time", "-v", "-o", usage.path, binary.path] + arguments : [binary.path] + arguments
+        var run: Run
+        do {
+            let output = try ProcessRunner.runBlocking(command[0], Array(command.dropFirst()), timeout: timeout, allowFailure: true)
+            run = Run(status: output.status, stdout: output.stdoutText, stderr: output.stderrText)
+        } catch ProcessError.timedOut(_, _, let stderr) {
+            run = Run(status: -1, stdout: "", stderr: stderr, timedOut: true)
         }
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        var timedOut = false
-        while process.isRunning {
-            if Date() > deadline {
-                timedOut = true
-                kill(process.processIdentifier, SIGKILL)
-                break
-            }
-            usleep(10_000)
-        }
-        process.waitUntilExit()
-        var run = Run(status: process.terminationStatus, stdout: try String(contentsOf: out, encoding: .utf8),
-                      stderr: try String(contentsOf: err, encoding: .utf8), timedOut: timedOut)
         if measured, let report = try? String(contentsOf: usage, encoding: .utf8) {
             func field(_ name: String) -> Int? {
                 report.split(separator: "\n").first { $0.contains(name) }.flatMap { Int($0.split(separator: ":").last!.trimmingCharacters(in: .whitespaces)) }

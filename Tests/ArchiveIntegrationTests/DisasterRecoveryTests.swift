@@ -3,6 +3,7 @@ import Foundation
 import RegistryHarness
 import RegistryModel
 import RegistryStore
+import StoreTestSupport
 import Testing
 
 /// The catalog, reindex and restore on the worst day, through the binary, on stores pushed
@@ -11,7 +12,7 @@ import Testing
     /// `backup list` and `backup reindex` read `--catalog` and `--json` (they were the parent
     /// command's, and the subcommands' own stayed unset, so the default catalog was used).
     @Test func listAndReindexUseTheCatalogGiven() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let pushed = try await PushedStore.push(into: directory)
             let backups = directory.appendingPathComponent("backups")
             try FileManager.default.createDirectory(at: backups, withIntermediateDirectories: true)
@@ -47,7 +48,7 @@ import Testing
     /// archive cut short: reindex exits 4 naming it, and restore --latest refuses, naming it,
     /// instead of restoring yesterday's chain.
     @Test func theDisasterRecoveryProcedure() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let source = directory.appendingPathComponent("source")
             let server = try await RegistryServer.start(root: source)
             let client = RegistryClient(server: server)

@@ -3,6 +3,7 @@ import Foundation
 import RegistryHarness
 import RegistryModel
 import RegistryStore
+import StoreTestSupport
 import Testing
 
 /// Archives made to hurt: a few KiB that would fill a disk or the memory, a FIFO, members
@@ -22,7 +23,7 @@ import Testing
     /// A few hundred KiB of archive declaring 5 GiB members: refused before a byte of them is
     /// written, into an empty target and with --merge into the live store.
     @Test func aSmallArchiveCannotFillTheDisk() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let pushed = try await PushedStore.push(into: directory)
             let big = directory.appendingPathComponent("zeros")
             try zeros(big, size: Self.bomb)
@@ -79,7 +80,7 @@ import Testing
     /// A table of contents that declares 1 GiB in an 8 KiB sparse file: refused by restore,
     /// verify and reindex at the cost of one piece of it, not the gigabyte.
     @Test func aSparseTableOfContentsCostsNoMemory() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let backups = directory.appendingPathComponent("backups")
             try FileManager.default.createDirectory(at: backups, withIntermediateDirectories: true)
             let sparse = backups.appendingPathComponent("sparse.tar.zst")
@@ -118,7 +119,7 @@ import Testing
 
     /// A FIFO given as an archive, or lying in the backup directory, is refused at once.
     @Test func aFIFOIsRefusedWithoutBlocking() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let pushed = try await PushedStore.push(into: directory)
             let backups = directory.appendingPathComponent("backups")
             try FileManager.default.createDirectory(at: backups, withIntermediateDirectories: true)

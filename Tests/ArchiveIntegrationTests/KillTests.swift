@@ -9,25 +9,11 @@ import Testing
 /// `kill -9` of the real `regkeeper` binary in the middle of a backup and of a restore, then a
 /// rerun: no file with the archive's name until it is complete, no half store in the target.
 @Suite(.serialized) struct KillTests {
-    static var regkeeper: URL {
-        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("regkeeper").path), url.path != "/" {
-            url.deleteLastPathComponent()
-        }
-        return url.appendingPathComponent("regkeeper")
-    }
+    static var regkeeper: URL { URL(fileURLWithPath: BuiltProducts.executable("regkeeper")) }
 
     static func run(_ arguments: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = regkeeper
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        let run = try Regkeeper.run(arguments)
+        return (run.status, run.stdout + run.stderr)
     }
 
     /// Starts the binary and kills it once `landed` says it is mid-way.
@@ -57,7 +43,7 @@ import Testing
     }
 
     @Test func killedBackupAndRestoreThenRerun() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let source = directory.appendingPathComponent("source")
             let server = try await RegistryServer.start(root: source)
             let store = try await SampleStore.push(to: RegistryClient(server: server))

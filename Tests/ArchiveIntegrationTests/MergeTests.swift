@@ -2,13 +2,14 @@ import Archive
 import Foundation
 import RegistryHarness
 import RegistryStore
+import StoreTestSupport
 import Testing
 
 /// `restore --merge` into a live store, through the binary: what a merge stopped part way
 /// leaves, and the rerun that completes it.
 @Suite(.serialized) struct MergeTests {
     @Test func anInterruptedMergeIsCompletedByTheNextRun() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let pushed = try await PushedStore.push(into: directory)
             let archive = directory.appendingPathComponent("full.tar.zst")
             #expect(try Regkeeper.run(["backup", "--root", pushed.root.path, "--output", archive.path, "--quiet"]).status == 0)

@@ -14,7 +14,7 @@ import Testing
     }
 
     @Test func staleAndInterruptedPartialsAreRemoved() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let pushed = try await PushedStore.push(into: directory)
             // Incompressible layers, so that a backup runs long enough to be signalled.
             let random = FileHandle(forReadingAtPath: "/dev/urandom")!

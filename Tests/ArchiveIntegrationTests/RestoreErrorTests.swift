@@ -3,6 +3,7 @@ import Foundation
 import RegistryHarness
 import RegistryModel
 import RegistryStore
+import StoreTestSupport
 import Testing
 
 /// Errors that point the right way, through the binary, on stores pushed through the real
@@ -26,7 +27,7 @@ import Testing
     }
 
     @Test func refusalsNameTheirCauseAndCreateNothing() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let pushed = try await PushedStore.push(into: directory)
             let archive = directory.appendingPathComponent("full.tar.zst")
             #expect(try Regkeeper.run(["backup", "--root", pushed.root.path, "--output", archive.path, "--quiet"]).status == 0)
@@ -86,7 +87,7 @@ import Testing
 
     /// A member name with a terminal escape is printed escaped.
     @Test func memberNamesArePrintedEscaped() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let small = directory.appendingPathComponent("small")
             try Data("x".utf8).write(to: small)
             let evil = directory.appendingPathComponent("evil.tar.zst")
@@ -102,7 +103,7 @@ import Testing
     /// ENOSPC while staging names the member and says the target is unchanged; a regkeeper
     /// archive that does not fit is refused before staging begins.
     @Test func aFullDiskLeavesTheTargetUnchanged() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let pushed = try await PushedStore.push(into: directory, layerSize: 256 << 10)
             let archive = directory.appendingPathComponent("full.tar.zst")
             #expect(try Regkeeper.run(["backup", "--root", pushed.root.path, "--output", archive.path, "--quiet"]).status == 0)
@@ -128,7 +129,7 @@ import Testing
     /// Link mtimes keep their nanoseconds through backup and restore (retention ages tags by
     /// them).
     @Test func linkMtimesKeepTheirNanoseconds() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let pushed = try await PushedStore.push(into: directory)
             let archive = directory.appendingPathComponent("full.tar.zst")
             #expect(try Regkeeper.run(["backup", "--root", pushed.root.path, "--output", archive.path, "--quiet"]).status == 0)

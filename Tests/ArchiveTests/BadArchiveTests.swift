@@ -32,7 +32,7 @@ import Zstd
     }
 
     @Test func truncatedStream() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let (_, bytes) = try await fullArchive(directory)
             let cut = directory.appendingPathComponent("cut.tar.zst")
             try bytes.prefix(bytes.count / 2).write(to: cut)
@@ -41,7 +41,7 @@ import Zstd
     }
 
     @Test func corruptZstdFrame() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let (_, bytes) = try await fullArchive(directory)
             var damaged = bytes
             damaged[200] ^= 0xFF
@@ -53,7 +53,7 @@ import Zstd
 
     /// A valid stream (zstd checksums pass) whose blob content does not match its name.
     @Test func flippedByteInABlob() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let content = layerBytes("blob")
             let digest = StoreBuilder.digest(of: content)
             var flipped = content
@@ -65,7 +65,7 @@ import Zstd
     }
 
     @Test func notAnArchive() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let file = directory.appendingPathComponent("notes.txt")
             try Data("just some text, not an archive\n".utf8).write(to: file)
             #expect(throws: ArchiveError.self) { try ArchiveReader(path: file.path) }
@@ -79,7 +79,7 @@ import Zstd
     /// Files are staged by a writer thread; its failure (here a file where the next member
     /// needs a directory) must still stop the restore, name the member, and leave the target empty.
     @Test func aWriteFailureWhileStaging() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let file = directory.appendingPathComponent("in-the-way.tar.zst")
             let blocker = "docker/registry/v2/repositories/app/_uploads/u1/startedat"
             try writePlainArchive(file, [
@@ -102,7 +102,7 @@ import Zstd
     /// GNU tar writes the members TarWriter refuses to: `..`, absolute paths, links.
     @Test(arguments: ["dotdot", "absolute", "symlink", "hardlink"])
     func unsafeMembers(_ kind: String) async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let work = directory.appendingPathComponent("work/inner")
             let store = work.appendingPathComponent("docker/registry/v2/repositories/app/_uploads/u1")
             try FileManager.default.createDirectory(at: store, withIntermediateDirectories: true)

@@ -22,7 +22,7 @@ import Testing
     }
 
     @Test func incrementalCarriesOnlyNewBlobsAndRestoresTheWholeStore() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let (fixture, urls, results) = try await chain(directory)
             #expect(results.map(\.index.metadata.kind) == [.full, .incremental, .incremental])
             #expect(results[2].index.metadata.chain.map(\.id) == [results[0].id, results[1].id])
@@ -40,7 +40,7 @@ import Testing
     }
 
     @Test func chainErrorsNameTheMissingArchive() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let (_, urls, results) = try await chain(directory)
             let target = directory.appendingPathComponent("target")
             #expect { try restore([urls[0], urls[2]], into: target) } throws: { error in
@@ -61,7 +61,7 @@ import Testing
     }
 
     @Test func catalogListsTheChainAndReindexRebuildsIt() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let (_, urls, results) = try await chain(directory)
             let catalogDirectory = directory.appendingPathComponent("catalog")
             let before = try await BackupCatalog.open(directory: catalogDirectory.path).archives()
@@ -77,7 +77,7 @@ import Testing
     }
 
     @Test func incrementalWithoutAFullBackupIsRefused() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let fixture = try Fixture(root: directory.appendingPathComponent("source"))
             await #expect(throws: ArchiveError.self) {
                 try await fixture.backup(to: directory.appendingPathComponent("i.tar.zst"), catalog: directory, incremental: true)
@@ -88,7 +88,7 @@ import Testing
 
 @Suite struct MergeAndCorruptionTests {
     @Test func mergeAddsWhatIsMissingAndNeverOverwrites() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let fixture = try Fixture(root: directory.appendingPathComponent("source"))
             let archive = directory.appendingPathComponent("full.tar.zst")
             _ = try await fixture.backup(to: archive, catalog: directory)
@@ -108,8 +108,40 @@ import Testing
         }
     }
 
+    /// A merge into a store that still holds most of the archive stages only what the target
+    /// lacks or holds otherwise; what it holds alike never reaches the staging area (seen by
+    /// listing the staging area when the merge begins placing).
+    @Test func mergeStagesOnlyWhatTheTargetLacksOrHoldsOtherwise() async throws {
+        try await withTemporaryDirectory { directory in
+            let fixture = try Fixture(root: directory.appendingPathComponent("source"))
+            let archive = directory.appendingPathComponent("full.tar.zst")
+            _ = try await fixture.backup(to: archive, catalog: directory)
+            let target = directory.appendingPathComponent("target")
+            _ = try restore([archive], into: target)
+            let storage = try LocalStorage(root: target.path)
+            // Lost: one repository, one blob. Moved: a tag (a link of the same size, other bytes).
+            let lost = target.appendingPathComponent(Layout.repositoryDirectory("team-b/tools/builder").description)
+            let lostFiles = try regularFiles(under: lost.path).map { Layout.repositoryDirectory("team-b/tools/builder").description + "/" + $0 }
+            try FileManager.default.removeItem(at: lost)
+            let lostBlob = fixture.tagged[2].layers[0]
+            try FileManager.default.removeItem(atPath: target.path + "/" + Layout.blobData(lostBlob).description)
+            let moved = Layout.tagCurrentLink("library/app", "v1")
+            try storage.writeAtomically(moved, Data(fixture.untagged.manifest.description.utf8), modified: nil)
+
+            let staged = StagedFiles(target: target.path)
+            var executor = RestoreExecutor(target: target.path, options: RestoreOptions(merge: true))
+            executor.reporter = staged
+            let result = try executor.restore(try ArchiveChain([try ArchiveReader(path: archive.path)]))
+            #expect(staged.files.sorted() == (lostFiles + [Layout.blobData(lostBlob).description, moved.description]).sorted())
+            #expect(result.conflicts.count == 1 && result.conflicts[0].hasPrefix(moved.description), "\(result.conflicts)")
+            #expect(try storage.read(moved, limit: 100) == Data(fixture.untagged.manifest.description.utf8), "the target's tag is kept")
+            #expect(try regularFiles(under: lost.path).count == lostFiles.count)
+            #expect(try storage.status(Layout.blobData(lostBlob)) != nil)
+        }
+    }
+
     @Test func corruptSourceBlobIsReportedExcludedAndNeverRecorded() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let fixture = try Fixture(root: directory.appendingPathComponent("source"))
             let layer = fixture.tagged[1].layers[1]
             var bytes = try fixture.storage.read(Layout.blobData(layer), limit: 1 << 20)
@@ -134,7 +166,7 @@ import Testing
 /// GNU tar both ways: it extracts our archives, and we restore its archives of a store.
 @Suite struct GNUTarTests {
     @Test func gnuTarExtractsWhatRestoreWrites() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let fixture = try Fixture(root: directory.appendingPathComponent("source"))
             let archive = directory.appendingPathComponent("full.tar.zst")
             _ = try await fixture.backup(to: archive, catalog: directory)
@@ -155,7 +187,7 @@ import Testing
     }
 
     @Test func restoreAcceptsAPlainGNUTarArchiveOfAStore() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let fixture = try Fixture(root: directory.appendingPathComponent("source"))
             let archive = directory.appendingPathComponent("by-tar.tar.zst")
             let (status, output) = try run("/usr/bin/tar", ["--zstd", "-cf", archive.path, "-C", fixture.root.path, "docker"])
@@ -171,4 +203,32 @@ import Testing
             #expect(report.isValid, "\(report)")
         }
     }
+}
+
+/// Paths of the regular files under `root`, relative to it.
+private func regularFiles(under root: String) throws -> [String] {
+    guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
+    var files: [String] = []
+    while let path = walker.nextObject() as? String {
+        if walker.fileAttributes?[.type] as? FileAttributeType == .typeRegular { files.append(path) }
+    }
+    return files
+}
+
+/// Lists the staging area's files (relative to its root) when a restore begins placing them.
+private final class StagedFiles: ProgressReporter, @unchecked Sendable {
+    let target: String
+    private(set) var files: [String] = []
+
+    init(target: String) { self.target = target }
+
+    func phaseStarted(_ phase: String) {
+        guard phase == "place", let entries = try? FileManager.default.contentsOfDirectory(atPath: target) else { return }
+        for staging in entries where staging.hasPrefix(".regkeeper-restore-") {
+            files += (try? regularFiles(under: target + "/" + staging)) ?? []
+        }
+    }
+
+    func phaseFinished(_ phase: String, elapsed: Duration) {}
+    func progress(_ phase: String, done: Int64, total: Int64?, unit: ProgressUnit) {}
 }

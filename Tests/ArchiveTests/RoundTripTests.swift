@@ -7,7 +7,7 @@ import Testing
 
 @Suite struct RoundTripTests {
     @Test func restoreGivesBackExactlyTheSnapshotWithItsMtimes() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let fixture = try Fixture(root: directory.appendingPathComponent("source"))
             let plan = try await fixture.plan()
             let archive = directory.appendingPathComponent("full.tar.zst")
@@ -32,7 +32,7 @@ import Testing
     }
 
     @Test func backupOfInMemoryStorageRestoresToDisk() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let storage = InMemoryStorage()
             let builder = StoreBuilder(storage: storage)
             let image = try builder.image("mem/app", tag: "v1", layers: [layerBytes("m1"), layerBytes("m2")])
@@ -48,7 +48,7 @@ import Testing
     }
 
     @Test func includeGarbageCarriesOrphansAndUploads() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let fixture = try Fixture(root: directory.appendingPathComponent("source"))
             let plan = try await fixture.plan(includeGarbage: true)
             let writer = ArchiveWriter(storage: fixture.storage, toolVersion: "test", sourceRoot: fixture.root.path)
@@ -61,7 +61,7 @@ import Testing
     }
 
     @Test func refusesANonEmptyTargetAndAnExistingOutput() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let fixture = try Fixture(root: directory.appendingPathComponent("source"))
             let archive = directory.appendingPathComponent("full.tar.zst")
             _ = try await fixture.backup(to: archive, catalog: directory)
@@ -71,7 +71,7 @@ import Testing
     }
 
     @Test func oneRepositoryRestoresWithOnlyTheBlobsItNeeds() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let fixture = try Fixture(root: directory.appendingPathComponent("source"))
             let archive = directory.appendingPathComponent("full.tar.zst")
             _ = try await fixture.backup(to: archive, catalog: directory)
@@ -88,7 +88,7 @@ import Testing
     }
 
     @Test func interruptedRestoreLeavesTheTargetUntouched() async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let fixture = try Fixture(root: directory.appendingPathComponent("source"))
             let archive = directory.appendingPathComponent("full.tar.zst")
             _ = try await fixture.backup(to: archive, catalog: directory)
@@ -108,7 +108,7 @@ import Testing
 @Suite struct PipelineTests {
     @Test(arguments: [1, 2, 3])
     func filesSplitBetweenChunksHashAndRestoreWhole(jobs: Int) async throws {
-        try await withDirectory { directory in
+        try await withTemporaryDirectory { directory in
             let root = directory.appendingPathComponent("source")
             try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
             let storage = try LocalStorage(root: root.path)

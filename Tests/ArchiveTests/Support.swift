@@ -5,14 +5,6 @@ import RegistryStore
 import StoreTestSupport
 import Testing
 
-/// A temporary directory removed when the test ends.
-func withDirectory<T>(_ body: (URL) async throws -> T) async throws -> T {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-archive-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    return try await body(directory)
-}
-
 /// A small store with every kind of content a backup must tell apart.
 struct Fixture {
     let root: URL

@@ -169,21 +169,6 @@ import Testing
     }
 }
 
-func withTemporaryDirectory<T>(_ body: (URL) async throws -> T) async throws -> T {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-gc-it-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    return try await body(directory)
-}
-
-func withRegistry<T>(_ body: (RegistryServer, RegistryClient) async throws -> T) async throws -> T {
-    try await withTemporaryDirectory { directory in
-        let server = try await RegistryServer.start(root: directory.appendingPathComponent("store"))
-        defer { server.stop() }
-        return try await body(server, RegistryClient(server: server))
-    }
-}
-
 extension SweepExecutor {
     /// The sweep area in the store's default state directory, on its filesystem.
     init(testing storage: LocalStorage, hooks: SweepHooks = SweepHooks()) {

@@ -4,6 +4,7 @@ import Operations
 import RegistryHarness
 import RegistryModel
 import RegistryStore
+import StoreTestSupport
 import Synchronization
 import Testing
 

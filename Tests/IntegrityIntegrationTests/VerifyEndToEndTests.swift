@@ -116,8 +116,7 @@ import Testing
 
     static let app = RepositoryName("library/app")!
 
-    static let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        .deletingLastPathComponent().appendingPathComponent("regkeeper").path
+    static let binary = BuiltProducts.executable("regkeeper")
 
     struct Run {
         var status: Int32
@@ -187,11 +186,3 @@ import Testing
     }
 }
 
-func withRegistry<T>(_ body: (RegistryServer, RegistryClient) async throws -> T) async throws -> T {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-verify-e2e-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let server = try await RegistryServer.start(root: directory.appendingPathComponent("store"))
-    defer { server.stop() }
-    return try await body(server, RegistryClient(server: server))
-}

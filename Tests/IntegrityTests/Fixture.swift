@@ -5,61 +5,9 @@ import RegistryStore
 import StateDatabase
 import StoreTestSupport
 
-enum Driver: String, CaseIterable, Sendable, CustomStringConvertible {
-    case inMemory
-    case local
+typealias Fixture = SampleImageStore
 
-    var description: String { rawValue }
-}
-
-/// A store of single- and multi-arch images, one layer shared across repositories, and a
-/// state directory, on either driver.
-final class Fixture: @unchecked Sendable {
-    let storage: any StoreStorage
-    let stateDirectory: URL
-    /// The local store's root; nil for the in-memory driver.
-    let root: URL?
-    let builder: StoreBuilder
-
-    let shared = layerBytes("shared", size: 4096)
-    let app: StoreBuilder.Image
-    let other: StoreBuilder.Image
-    let children: [StoreBuilder.Image]
-    let index: Digest
-
-    init(_ driver: Driver) throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-verify-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        stateDirectory = directory.appendingPathComponent("state")
-        switch driver {
-        case .inMemory:
-            storage = InMemoryStorage()
-            root = nil
-        case .local:
-            let root = directory.appendingPathComponent("store")
-            try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-            storage = try LocalStorage(root: root.path)
-            self.root = root
-        }
-        let builder = StoreBuilder(storage: storage)
-        self.builder = builder
-        let shared = shared
-        app = try builder.image("app", tag: "v1", layers: [shared, layerBytes("app-1", size: 8192)])
-        other = try builder.image("team/other", tag: "latest", layers: [shared, layerBytes("other", size: 1024)])
-        children = try ["amd64", "arm64"].map {
-            try builder.image("multi/arch", tag: nil, layers: [layerBytes($0, size: 2048)], mediaType: .dockerManifest, seed: $0)
-        }
-        index = try builder.index("multi/arch", tag: "1.0", children: children.map(\.manifest), mediaType: .dockerManifestList)
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(at: stateDirectory.deletingLastPathComponent())
-    }
-
-    var allBlobs: Set<Digest> {
-        app.blobs.union(other.blobs).union(children.flatMap(\.blobs)).union([index])
-    }
-
+extension SampleImageStore {
     func state() throws -> StateStore {
         try StateStore.open(at: stateDirectory.appendingPathComponent("state.db"))
     }
@@ -79,13 +27,6 @@ final class Fixture: @unchecked Sendable {
         // The consumer sees exactly what the report lists.
         precondition(Set(consumed.all) == Set(report.findings) && consumed.all.count == report.findings.count)
         return report
-    }
-
-    /// Replaces a blob's bytes in place, as a disk error would.
-    func damage(_ digest: Digest, _ change: (inout Data) -> Void) throws {
-        var data = try storage.read(Layout.blobData(digest), limit: .max)
-        change(&data)
-        try storage.writeAtomically(Layout.blobData(digest), data, modified: nil)
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import RegistryHarness
+import StoreTestSupport
 import Testing
 
 @Suite struct RegistryServerTests {

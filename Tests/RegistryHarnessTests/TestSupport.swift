@@ -2,30 +2,6 @@ import Foundation
 import RegistryHarness
 import Testing
 
-/// A fresh directory under the system temp dir, removed when `body` returns or throws.
-func withTemporaryDirectory<T>(_ body: (URL) async throws -> T) async throws -> T {
-    let directory = FileManager.default.temporaryDirectory
-        .appendingPathComponent("registry-harness-tests-\(UUID().uuidString)", isDirectory: true)
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    return try await body(directory)
-}
-
-/// Starts a registry on a new store inside a temporary directory and stops it afterwards.
-func withRegistry<T>(
-    blobDescriptorCache: Bool = false,
-    extraConfig: String = "",
-    _ body: (RegistryServer, RegistryClient) async throws -> T
-) async throws -> T {
-    try await withTemporaryDirectory { directory in
-        let server = try await RegistryServer.start(
-            root: directory.appendingPathComponent("store"), blobDescriptorCache: blobDescriptorCache,
-            extraConfig: extraConfig)
-        defer { server.stop() }
-        return try await body(server, RegistryClient(server: server))
-    }
-}
-
 /// Paths the tests check by hand, written out here rather than taken from the library so the
 /// tests state the layout independently of any code under test.
 struct StorePaths {

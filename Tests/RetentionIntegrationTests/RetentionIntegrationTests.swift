@@ -4,32 +4,13 @@ import RegistryHarness
 import RegistryModel
 import RegistryStore
 import Retention
+import StoreTestSupport
 import Testing
 
 /// A shipped policy applied to a store written by Debian's docker-registry, then gc, then every
 /// kept tag pulled back with skopeo.
 @Suite(.serialized) struct RetentionIntegrationTests {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    /// Dates a tag (its current link) and the manifest it points to (its revision link).
-    func age(_ root: URL, _ repository: String, tag: String?, digest: String, days: Double) throws {
-        let date = Date().addingTimeInterval(-days * 86_400)
-        let name = RepositoryName(repository)!
-        var paths = [Layout.revisionLink(name, Digest(digest)!)]
-        if let tag { paths.append(Layout.tagCurrentLink(name, Tag(tag)!)) }
-        for path in paths {
-            try FileManager.default.setAttributes([.modificationDate: date], ofItemAtPath: root.appendingPathComponent(path.description).path)
-        }
-    }
-
-    /// Every file an hour old, as in production, so that gc's re-read protects nothing.
-    func ageEverything(_ root: URL) throws {
-        let old = Date().addingTimeInterval(-3600)
-        let enumerator = FileManager.default.enumerator(atPath: root.path)!
-        while let relative = enumerator.nextObject() as? String {
-            try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: root.appendingPathComponent(relative).path)
-        }
-    }
 
     @Test func semverReleasePolicyThenGCKeepsEveryKeptTagPullable() async throws {
         try await withRegistry { server, client in
@@ -47,14 +28,14 @@ import Testing
             let untaggedOld = try await builder.pushImage(repository: repository, tag: nil)
             let other = try await builder.pushImage(repository: "other/thing", tag: "old")
 
-            try ageEverything(server.root)
+            try backdateEverything(server.root)
             let ages: [String: Double] = ["v1.0.0": 100, "v1.0.1": 90, "v1.0.2": 80, "v1.0.3": 70, "v2.0.0-rc.1": 60, "v2.0.0-rc.2": 55,
                                           "v2.0.0-rc.3": 50, "v2.0.0": 40, "latest": 40, "nightly-1": 30, "prod-2023": 200]
-            for (tag, days) in ages { try age(server.root, repository, tag: tag, digest: images[tag]!.digest, days: days) }
-            for child in images["v1.0.3"]!.children { try age(server.root, repository, tag: nil, digest: child.digest, days: 70) }
-            try age(server.root, repository, tag: nil, digest: keptReferrer.digest, days: 39)
-            try age(server.root, repository, tag: nil, digest: untaggedOld.digest, days: 20)
-            try age(server.root, "other/thing", tag: "old", digest: other.digest, days: 400)
+            for (tag, days) in ages { try backdate(server.root, repository, tag: tag, digest: images[tag]!.digest, days: days) }
+            for child in images["v1.0.3"]!.children { try backdate(server.root, repository, tag: nil, digest: child.digest, days: 70) }
+            try backdate(server.root, repository, tag: nil, digest: keptReferrer.digest, days: 39)
+            try backdate(server.root, repository, tag: nil, digest: untaggedOld.digest, days: 20)
+            try backdate(server.root, "other/thing", tag: "old", digest: other.digest, days: 400)
 
             let policy = try RetentionPolicy.load(file: Self.packageRoot.appendingPathComponent("policies/semver-releases.yaml").path)
             let storage = try LocalStorage(root: server.root.path)
@@ -105,15 +86,6 @@ import Testing
             #expect(again.isEmpty, "a second run deletes nothing")
         }
     }
-}
-
-func withRegistry<T>(_ body: (RegistryServer, RegistryClient) async throws -> T) async throws -> T {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-retain-it-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let server = try await RegistryServer.start(root: directory.appendingPathComponent("store"))
-    defer { server.stop() }
-    return try await body(server, RegistryClient(server: server))
 }
 
 extension SweepExecutor {

@@ -1,6 +1,7 @@
 import Foundation
 @testable import StateDatabase
 import Testing
+import StoreTestSupport
 
 @Suite struct OpeningTests {
     @Test func createsDirectoryAndFileAndMigratesFromEmpty() async throws {

@@ -1,5 +1,6 @@
 import Foundation
 import StateDatabase
+import StoreTestSupport
 import Testing
 
 /// The pulls table keeps the latest pull whatever order imports come in, and sources widen

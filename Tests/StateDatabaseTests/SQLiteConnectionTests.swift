@@ -1,5 +1,6 @@
 import Foundation
 import StateDatabase
+import StoreTestSupport
 import Testing
 
 @Suite struct SQLiteConnectionTests {

@@ -1,15 +1,6 @@
 import Foundation
 import StateDatabase
 
-/// A fresh directory for one test, removed afterwards, so tests can run in parallel.
-func withTemporaryDirectory<T>(_ body: (URL) async throws -> T) async throws -> T {
-    let directory = FileManager.default.temporaryDirectory
-        .appending(path: "regkeeper-state-tests-\(UUID().uuidString)", directoryHint: .isDirectory)
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    return try await body(directory)
-}
-
 func sampleDeletion(_ index: Int) -> DeletionRecord {
     DeletionRecord(
         repository: "library/app\(index % 7)",

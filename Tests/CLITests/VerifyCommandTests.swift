@@ -11,7 +11,7 @@ import Testing
 /// unreadable case, which needs a user that file permissions bind.
 @Suite struct VerifyCommandTests {
     @Test func cleanStoreExitsZeroAndDamageExitsFive() throws {
-        let fixture = try Fixture(.local)
+        let fixture = try SampleImageStore(.local)
         let clean = try regkeeper(fixture, ["--json"])
         #expect(clean.status == 0, "\(clean.stderr)")
         #expect(try decode(clean.stdout).findings.isEmpty)
@@ -26,7 +26,7 @@ import Testing
     }
 
     @Test func quarantineThenListQuarantine() throws {
-        let fixture = try Fixture(.local)
+        let fixture = try SampleImageStore(.local)
         let layer = fixture.app.layers[0]
         try fixture.damage(layer) { $0[0] ^= 0x01 }
         let quarantined = try regkeeper(fixture, ["--quarantine", "--json"])
@@ -51,7 +51,7 @@ import Testing
     }
 
     @Test func badInputCannotRun() throws {
-        let fixture = try Fixture(.local)
+        let fixture = try SampleImageStore(.local)
         #expect(try regkeeper(fixture, ["--budget", "lots"]).status == 64)
         #expect(try regkeeper(fixture, ["--list-quarantine", "--quarantine"]).status == 64)
         let missing = try run(Self.binary, ["verify", "--root", "/nonexistent/store"])
@@ -61,7 +61,7 @@ import Testing
     /// Root reads any file, so the check runs as `nobody` through setpriv when the tests run
     /// as root; as any other user, the mode alone binds.
     @Test func unreadableBlobIsUnreadable() throws {
-        let fixture = try Fixture(.local)
+        let fixture = try SampleImageStore(.local)
         let root = try #require(fixture.root)
         let layer = fixture.app.layers[1]
         let data = root.appendingPathComponent(Layout.blobData(layer).description).path
@@ -76,7 +76,9 @@ import Testing
         let result = try run(command[0], Array(command.dropFirst()))
         #expect(result.status == 5, "\(result.stderr)")
         let report = try decode(result.stdout)
-        #expect(report.seen == [Seen(.unreadable, Layout.blobData(layer), layer, ["app:v1"])])
+        #expect(report.findings.map(\.kind) == [.unreadable])
+        #expect(report.findings.map(\.path) == [Layout.blobData(layer)] && report.findings.map(\.digest) == [layer])
+        #expect(report.findings.map { $0.affectedTags.map(\.description) } == [["app:v1"]])
         #expect(report.findings.first?.message.contains("Permission denied") == true)
     }
 
@@ -84,7 +86,7 @@ import Testing
 
     static let binary = BuiltProducts.executable("regkeeper")
 
-    private func regkeeper(_ fixture: Fixture, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    private func regkeeper(_ fixture: SampleImageStore, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let root = try #require(fixture.root)
         return try run(Self.binary, ["verify", "--root", root.path, "--state-dir", fixture.stateDirectory.path] + arguments)
     }

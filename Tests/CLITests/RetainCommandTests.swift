@@ -1,5 +1,6 @@
 import Foundation
 import RegistryHarness
+import StoreTestSupport
 import Testing
 
 /// The built `regkeeper` binary against a real registry's store: exit statuses, the circuit
@@ -15,13 +16,12 @@ import Testing
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build regkeeper first (swift build)")
         try await withRegistry { server, client in
             var builder = ImageBuilder(client: client, seed: 11)
-            let test = RetentionIntegrationTests()
             var pushed: [(String, String, Double)] = []
             for (tag, days) in [("t1", 1.0), ("t2", 2), ("t3", 20), ("t4", 21)] {
                 pushed.append((tag, try await builder.pushImage(repository: "app", tag: tag).digest, days))
             }
-            try test.ageEverything(server.root)
-            for (tag, digest, days) in pushed { try test.age(server.root, "app", tag: tag, digest: digest, days: days) }
+            try backdateEverything(server.root)
+            for (tag, digest, days) in pushed { try backdate(server.root, "app", tag: tag, digest: digest, days: days) }
             let directory = server.root.deletingLastPathComponent()
             let policy = directory.appendingPathComponent("policy.yaml")
             let plan = directory.appendingPathComponent("plan.json")
