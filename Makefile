@@ -1,6 +1,6 @@
 # Everything a fresh Debian machine with the Swift toolchain needs: `make demo`, `make test`.
 SWIFT ?= swift
-DEBIAN_PACKAGES := docker-registry skopeo libzstd-dev zstd libsqlite3-dev sqlite3 openssl tar util-linux libcurl4-openssl-dev ceph-mon ceph-osd radosgw ceph-common time \
+DEBIAN_PACKAGES := docker-registry skopeo libzstd-dev zstd libsqlite3-dev sqlite3 zlib1g-dev openssl tar util-linux libcurl4-openssl-dev ceph-mon ceph-osd radosgw ceph-common time \
 	dpkg-dev binutils systemd man-db bash-completion
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # In memory, so that the virtual disk's swings do not decide tar against regkeeper (needs ~5 GB free).
@@ -56,6 +56,7 @@ bench: deps
 	.build/release/regkeeper-bench gc --s3
 	.build/release/regkeeper-bench retain
 	.build/release/regkeeper-bench verify
+	.build/release/regkeeper-bench pulls
 	.build/release/regkeeper-bench backup --runs 5 --directory $(BACKUP_BENCH_DIR)
 
 static: deps
