@@ -31,7 +31,7 @@ import Testing
 
     /// The installed units and a pushed store, the environment file pointing at it all: the
     /// operator's one edit.
-    static func withSetup(policy: String = "", _ body: (Setup) async throws -> Void) async throws {
+    static func withSetup(policy: String = "", pullLog: String? = nil, _ body: (Setup) async throws -> Void) async throws {
         let install = try ScratchInstall.make()
         defer { install.remove() }
         let root = install.directory.appendingPathComponent("store")
@@ -49,10 +49,16 @@ import Testing
         for directory in [setup.backups, setup.metrics] {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         }
-        try EnvironmentFile.rewrite(install.environmentFile, overrides: [
+        var overrides = [
             "REGKEEPER_CONFIG": config.path, "REGKEEPER_POLICY": policyFile.path,
             "REGKEEPER_BACKUP_DIR": setup.backups.path, "REGKEEPER_METRICS_DIR": setup.metrics.path,
-        ])
+        ]
+        if let pullLog {
+            let log = install.directory.appendingPathComponent("access.log")
+            try pullLog.write(to: log, atomically: true, encoding: .utf8)
+            overrides["REGKEEPER_PULL_LOGS"] = log.path
+        }
+        try EnvironmentFile.rewrite(install.environmentFile, overrides: overrides)
         try await body(setup)
     }
 
@@ -75,7 +81,15 @@ import Testing
             safety:
               maxDeletePercent: 100
             """
-        try await Self.withSetup(policy: policy) { setup in
+        // The registry's access log, as the environment file names it: one pull of latest, a
+        // minute ago (after the push, two hours ago, so it resolves through the tag's history).
+        let time = DateFormatter()
+        time.locale = Locale(identifier: "en_US_POSIX")
+        time.timeZone = TimeZone(identifier: "UTC")
+        time.dateFormat = "dd/MMM/yyyy:HH:mm:ss Z"
+        let pullLog = "127.0.0.1 - - [\(time.string(from: Date().addingTimeInterval(-60)))] "
+            + #""GET /v2/library/app/manifests/latest HTTP/1.1" 200 248 "" "skopeo/1.9.3""# + "\n"
+        try await Self.withSetup(policy: policy, pullLog: pullLog) { setup in
             let v1 = setup.sample.tagged.first { $0.repository == "library/app" && $0.tags.contains("v1") }!
             let kept = setup.sample.tagged.filter { $0.digest != v1.digest }.reduce(setup.sample.referrer.allBlobDigests) { $0.union($1.allBlobDigests) }
             let freed = v1.allBlobDigests.subtracting(kept)
@@ -83,9 +97,13 @@ import Testing
 
             let unit = try setup.install.unit("regkeeper-nightly.service")
             let steps = try ServiceRun(unit: unit).start()
-            Self.expectSucceeded(steps, count: 2)
-            #expect(steps.map { $0.command[1] } == ["retain", "gc"])
-            #expect(steps[1].command.contains("--trash"))
+            Self.expectSucceeded(steps, count: 3)
+            #expect(steps.first?.command.prefix(2) == ["/bin/sh", "-c"] && steps.dropFirst().map { $0.command[1] } == ["retain", "gc"])
+            #expect(steps[2].command.contains("--trash"))
+            let pulls = try ProcessRunner.runBlocking("/usr/bin/sqlite3", [
+                setup.root.appendingPathComponent(".regkeeper/state.db").path, "SELECT repository, tag FROM pulls",
+            ])
+            #expect(pulls.stdoutText == "library/app|latest\n", "the pull was imported before retention")
 
             let tags = setup.registry.appendingPathComponent("repositories/library/app/_manifests/tags")
             #expect(try FileManager.default.contentsOfDirectory(atPath: tags.path).sorted() == ["latest"])

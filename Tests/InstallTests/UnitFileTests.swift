@@ -36,14 +36,15 @@ struct ScratchInstall {
         let verified = try ProcessRunner.runBlocking("/usr/bin/env", [manpath, "systemd-analyze", "verify"] + units, allowFailure: true)
         #expect(verified.status == 0 && verified.stdoutText.isEmpty && verified.stderrText.isEmpty, "\(verified.stdoutText)\(verified.stderrText)")
 
-        // The same check fails on a unit whose binary is not where it says, or with a typo.
+        // The same check fails on a unit whose binary is not where it says, or with a typo
+        // (systemd-analyze looks for a unit's first command only: verify's is regkeeper itself).
         let broken = install.directory.appendingPathComponent("broken")
         try FileManager.default.createDirectory(at: broken, withIntermediateDirectories: true)
-        let text = try String(contentsOf: install.unitDirectory.appendingPathComponent("regkeeper-nightly.service"), encoding: .utf8)
+        let text = try String(contentsOf: install.unitDirectory.appendingPathComponent("regkeeper-verify.service"), encoding: .utf8)
         try text.replacingOccurrences(of: "/usr/bin/regkeeper", with: "/usr/bin/regkeepr")
             .replacingOccurrences(of: "PrivateTmp=", with: "PrivateTemp=")
-            .write(to: broken.appendingPathComponent("regkeeper-nightly.service"), atomically: true, encoding: .utf8)
-        let refused = try ProcessRunner.runBlocking("/usr/bin/env", [manpath, "systemd-analyze", "verify", broken.appendingPathComponent("regkeeper-nightly.service").path], allowFailure: true)
+            .write(to: broken.appendingPathComponent("regkeeper-verify.service"), atomically: true, encoding: .utf8)
+        let refused = try ProcessRunner.runBlocking("/usr/bin/env", [manpath, "systemd-analyze", "verify", broken.appendingPathComponent("regkeeper-verify.service").path], allowFailure: true)
         #expect(refused.status != 0 && refused.stderrText.contains("regkeepr") && refused.stderrText.contains("PrivateTemp"), "\(refused.stderrText)")
     }
 
