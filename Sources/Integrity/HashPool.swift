@@ -1,0 +1,193 @@
+import Dispatch
+import Foundation
+import RegistryModel
+import RegistryStore
+import Synchronization
+
+/// The hashing threads of a verify run, fed while the scan still runs: the first blob is
+/// hashed as soon as the first shard is listed, and the scan, the reference graph and the
+/// bookkeeping of results share the cores with hashing instead of running before it.
+///
+/// Threads of their own rather than tasks: a thread hashes a 64 MiB blob for tens of
+/// milliseconds without a suspension point, and on a 2-core machine two such tasks would hold
+/// the whole cooperative pool, leaving the scan (whose results decide every finding) to wait
+/// for the end. The kernel shares the cores between these threads and the pool's instead.
+final class HashPool: Sendable {
+    enum Order: Sendable {
+        /// Blobs of one read (`BlobHasher.chunkSize`) or less first, in the order found, then
+        /// the larger ones; once everything is added, those left go largest first, so that the
+        /// run ends on the smallest of them and no core idles through a long last blob. Small
+        /// blobs go first so their records are written while hashing goes on, not at the end.
+        case smallFirst
+        /// As added (the schedule's order, least recently verified first), so that a run cut
+        /// short by `deadline` has hashed a prefix of it.
+        case asAdded
+    }
+
+    struct Result: Sendable {
+        var blob: BlobStatus
+        var outcome: HashOutcome
+    }
+
+    private struct Queue {
+        /// Taken in the order added: small blobs, or all of them in `.asAdded` order.
+        var inOrder: [BlobStatus] = []
+        var nextInOrder = 0
+        var large: [BlobStatus] = []
+        var nextLarge = 0
+        var addingDone = false
+        var stopped = false
+        var taken = 0
+    }
+
+    private let hasher: BlobHasher
+    private let order: Order
+    private let deadline: ContinuousClock.Instant?
+    private let jobs: Int
+    private let queue = Mutex(Queue())
+    /// One signal per blob added, and `jobs` more when adding is done or the run stops, so
+    /// that every thread wakes once more to see there is nothing left.
+    private let available = DispatchSemaphore(value: 0)
+    private let running: Atomic<Int>
+    private let threads = DispatchGroup()
+    private let meter: HashMeter
+    private let continuation: AsyncStream<Result>.Continuation
+    /// Every blob's outcome as it is hashed; ends when the last thread has stopped.
+    let results: AsyncStream<Result>
+
+    init(storage: any StoreStorage, jobs: Int, order: Order, deadline: ContinuousClock.Instant?, reporter: any ProgressReporter) {
+        hasher = BlobHasher(storage: storage)
+        self.order = order
+        self.deadline = deadline
+        self.jobs = max(1, jobs)
+        running = Atomic(self.jobs)
+        meter = HashMeter(reporter: reporter)
+        (results, continuation) = AsyncStream.makeStream(of: Result.self, bufferingPolicy: .unbounded)
+    }
+
+    /// Starts the threads; they wait for blobs.
+    func start() {
+        for index in 0..<jobs {
+            threads.enter()
+            let thread = Thread { [self] in
+                work()
+                threads.leave()
+            }
+            thread.name = "regkeeper-hash-\(index)"
+            thread.start()
+        }
+    }
+
+    func add(_ blobs: [BlobStatus]) {
+        guard !blobs.isEmpty else { return }
+        queue.withLock { queue in
+            for blob in blobs {
+                if order == .smallFirst, blob.size > BlobHasher.chunkSize {
+                    queue.large.append(blob)
+                } else {
+                    queue.inOrder.append(blob)
+                }
+            }
+        }
+        meter.expect(blobs)
+        for _ in blobs { available.signal() }
+    }
+
+    /// No more blobs will come: the threads finish what is queued and stop.
+    func finishAdding() {
+        queue.withLock { queue in
+            queue.addingDone = true
+            queue.large[queue.nextLarge...].sort { ($0.size, $1.digest) > ($1.size, $0.digest) }
+        }
+        for _ in 0..<jobs { available.signal() }
+    }
+
+    /// Starts no further blob (an error, or the run's task was cancelled); blobs being hashed
+    /// are finished and still reported.
+    func stop() {
+        queue.withLock { $0.stopped = true }
+        for _ in 0..<jobs { available.signal() }
+    }
+
+    /// Returns once every thread has ended: after `stop`, the blobs they were hashing done.
+    func threadsFinished() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            threads.notify(queue: .global()) { continuation.resume() }
+        }
+    }
+
+    /// Blobs handed to a thread, in the order of `add` when the order is `.asAdded`.
+    var taken: Int { queue.withLock { $0.taken } }
+
+    private func next() -> BlobStatus? {
+        available.wait()
+        return queue.withLock { queue -> BlobStatus? in
+            if queue.stopped { return nil }
+            if let deadline, ContinuousClock.now >= deadline {
+                queue.stopped = true
+                return nil
+            }
+            let blob: BlobStatus
+            if queue.nextInOrder < queue.inOrder.count {
+                blob = queue.inOrder[queue.nextInOrder]
+                queue.nextInOrder += 1
+            } else if queue.nextLarge < queue.large.count {
+                blob = queue.large[queue.nextLarge]
+                queue.nextLarge += 1
+            } else {
+                return nil
+            }
+            queue.taken += 1
+            return blob
+        }
+    }
+
+    private func work() {
+        while let blob = next() {
+            let outcome = hasher.hash(blob.digest) { meter.add(bytes: $0) }
+            meter.finishedFile()
+            continuation.yield(Result(blob: blob, outcome: outcome))
+        }
+        if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { continuation.finish() }
+    }
+}
+
+/// Bytes and files hashed so far, passed to the reporter at most ten times a second from
+/// whichever hashing thread gets there first. The totals grow while the scan still finds blobs.
+private final class HashMeter: Sendable {
+    private let reporter: any ProgressReporter
+    private let totalBytes = Atomic<Int64>(0)
+    private let totalFiles = Atomic<Int64>(0)
+    private let bytes = Atomic<Int64>(0)
+    private let files = Atomic<Int64>(0)
+    private let lastReport = Mutex<ContinuousClock.Instant>(.now)
+
+    init(reporter: any ProgressReporter) { self.reporter = reporter }
+
+    func expect(_ blobs: [BlobStatus]) {
+        totalBytes.add(blobs.reduce(0) { $0 + $1.size }, ordering: .relaxed)
+        totalFiles.add(Int64(blobs.count), ordering: .relaxed)
+    }
+
+    func add(bytes count: Int) {
+        bytes.add(Int64(count), ordering: .relaxed)
+        reportIfDue()
+    }
+
+    func finishedFile() {
+        files.add(1, ordering: .relaxed)
+        reportIfDue()
+    }
+
+    private func reportIfDue() {
+        let now = ContinuousClock.now
+        let due = lastReport.withLock { last in
+            guard now - last >= .milliseconds(100) else { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        reporter.progress("hash", done: files.load(ordering: .relaxed), total: totalFiles.load(ordering: .relaxed), unit: .items)
+        reporter.progress("hash", done: bytes.load(ordering: .relaxed), total: totalBytes.load(ordering: .relaxed), unit: .bytes)
+    }
+}
