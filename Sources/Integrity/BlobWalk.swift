@@ -4,7 +4,7 @@ import RegistryStore
 /// verify's walk of `blobs/<alg>/<2 hex>/<hex>/data`: one listing per shard that stats each
 /// blob's `data` from the shard's descriptor (`list(_:probing:)`), so a blob costs one
 /// `fstatat` instead of a listing of its directory and a stat from the root, and each shard's
-/// blobs can be hashed while the next shard is listed.
+/// blobs can be hashed while other shards are listed.
 struct BlobWalk: Sendable {
     /// One shard's blobs.
     struct Shard: Sendable {
@@ -20,9 +20,10 @@ struct BlobWalk: Sendable {
 
     let storage: any StoreStorage
 
-    /// Walks the shards with `jobs` listings in flight, handing each shard to `consume` (on
-    /// the caller's task) as soon as it is listed; returns the findings of `blobs/` itself.
-    func run(jobs: Int, consume: (Shard) throws -> Void) async throws -> [StoreFinding] {
+    /// Walks the shards on `threads` threads, handing each shard to `visit` on the thread
+    /// that listed it, as soon as it is listed; returns every shard and the findings of
+    /// `blobs/` itself.
+    func run(threads: Int, visit: @escaping @Sendable (Shard) -> Void) async throws -> (shards: [Shard], findings: [StoreFinding]) {
         let (shards, findings): ([(Digest.Algorithm, StorePath)], [StoreFinding])
         do {
             (shards, findings) = try StoreScanner(storage: storage).shardDirectories()
@@ -30,14 +31,16 @@ struct BlobWalk: Sendable {
             throw VerifyError.storeUnreadable(error)
         }
         let storage = storage
-        try await boundedForEach(shards, jobs: jobs, { algorithm, shard in
+        let listed = try await threadedMap(shards, threads: threads, name: "walk") { algorithm, shard in
             do throws(StorageError) {
-                return try Self.scan(storage, algorithm, shard)
+                let listed = try Self.scan(storage, algorithm, shard)
+                visit(listed)
+                return listed
             } catch {
                 throw VerifyError.storeUnreadable(error)
             }
-        }, consume: consume)
-        return findings
+        }
+        return (listed, findings)
     }
 
     private static func scan(_ storage: any StoreStorage, _ algorithm: Digest.Algorithm, _ shard: StorePath) throws(StorageError) -> Shard {

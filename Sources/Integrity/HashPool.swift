@@ -14,11 +14,10 @@ import Synchronization
 /// for the end. The kernel shares the cores between these threads and the pool's instead.
 final class HashPool: Sendable {
     enum Order: Sendable {
-        /// Blobs of one read (`BlobHasher.chunkSize`) or less first, in the order found, then
-        /// the larger ones; once everything is added, those left go largest first, so that the
-        /// run ends on the smallest of them and no core idles through a long last blob. Small
-        /// blobs go first so their records are written while hashing goes on, not at the end.
-        case smallFirst
+        /// As the scan finds them (which keeps the cores busy from the start); once everything
+        /// is added, those left go largest first, so that the run ends on the smallest of them
+        /// and no core idles through a long last blob.
+        case found
         /// As added (the schedule's order, least recently verified first), so that a run cut
         /// short by `deadline` has hashed a prefix of it.
         case asAdded
@@ -30,14 +29,9 @@ final class HashPool: Sendable {
     }
 
     private struct Queue {
-        /// Taken in the order added: small blobs, or all of them in `.asAdded` order.
-        var inOrder: [BlobStatus] = []
-        var nextInOrder = 0
-        var large: [BlobStatus] = []
-        var nextLarge = 0
-        var addingDone = false
+        var blobs: [BlobStatus] = []
+        var next = 0
         var stopped = false
-        var taken = 0
     }
 
     private let hasher: BlobHasher
@@ -80,24 +74,23 @@ final class HashPool: Sendable {
 
     func add(_ blobs: [BlobStatus]) {
         guard !blobs.isEmpty else { return }
-        queue.withLock { queue in
-            for blob in blobs {
-                if order == .smallFirst, blob.size > BlobHasher.chunkSize {
-                    queue.large.append(blob)
-                } else {
-                    queue.inOrder.append(blob)
-                }
-            }
-        }
+        queue.withLock { $0.blobs += blobs }
         meter.expect(blobs)
         for _ in blobs { available.signal() }
     }
 
+    /// Hashes `blob` on the calling thread and reports it with the threads' results: the
+    /// scan's threads hash blobs of one read as they list them, which spares each a trip
+    /// through the queue and, with a cold cache, keeps many small reads in flight.
+    func hashHere(_ blob: BlobStatus) {
+        meter.expect([blob])
+        hash(blob)
+    }
+
     /// No more blobs will come: the threads finish what is queued and stop.
     func finishAdding() {
-        queue.withLock { queue in
-            queue.addingDone = true
-            queue.large[queue.nextLarge...].sort { ($0.size, $1.digest) > ($1.size, $0.digest) }
+        if order == .found {
+            queue.withLock { queue in queue.blobs[queue.next...].sort { ($0.size, $1.digest) > ($1.size, $0.digest) } }
         }
         for _ in 0..<jobs { available.signal() }
     }
@@ -116,8 +109,8 @@ final class HashPool: Sendable {
         }
     }
 
-    /// Blobs handed to a thread, in the order of `add` when the order is `.asAdded`.
-    var taken: Int { queue.withLock { $0.taken } }
+    /// Blobs handed to a thread from the queue: with `.asAdded`, a prefix of those added.
+    var taken: Int { queue.withLock { $0.next } }
 
     private func next() -> BlobStatus? {
         available.wait()
@@ -127,27 +120,20 @@ final class HashPool: Sendable {
                 queue.stopped = true
                 return nil
             }
-            let blob: BlobStatus
-            if queue.nextInOrder < queue.inOrder.count {
-                blob = queue.inOrder[queue.nextInOrder]
-                queue.nextInOrder += 1
-            } else if queue.nextLarge < queue.large.count {
-                blob = queue.large[queue.nextLarge]
-                queue.nextLarge += 1
-            } else {
-                return nil
-            }
-            queue.taken += 1
-            return blob
+            guard queue.next < queue.blobs.count else { return nil }
+            queue.next += 1
+            return queue.blobs[queue.next - 1]
         }
     }
 
+    private func hash(_ blob: BlobStatus) {
+        let outcome = hasher.hash(blob.digest) { meter.add(bytes: $0) }
+        meter.finishedFile()
+        continuation.yield(Result(blob: blob, outcome: outcome))
+    }
+
     private func work() {
-        while let blob = next() {
-            let outcome = hasher.hash(blob.digest) { meter.add(bytes: $0) }
-            meter.finishedFile()
-            continuation.yield(Result(blob: blob, outcome: outcome))
-        }
+        while let blob = next() { hash(blob) }
         if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { continuation.finish() }
     }
 }

@@ -65,7 +65,7 @@ public struct Verifier: Sendable {
         let records = options.maxAge != nil || !streaming ? try await verificationRecords(in: opening.value) : [:]
         let cutoff = ScrubSchedule.cutoff(now: startedAt, maxAge: options.maxAge)
 
-        let pool = HashPool(storage: storage, jobs: jobs, order: streaming ? .smallFirst : .asAdded, deadline: deadline, reporter: reporter)
+        let pool = HashPool(storage: storage, jobs: jobs, order: streaming ? .found : .asAdded, deadline: deadline, reporter: reporter)
         reporter.phaseStarted("scan")
         let scanStart = ContinuousClock.now
         reporter.phaseStarted("hash")
@@ -74,22 +74,28 @@ public struct Verifier: Sendable {
         do {
             let scanner = StoreScanner(storage: storage)
             let storage = storage
+            let threads = Self.scanThreads(jobs: jobs)
             async let scannedRepositories = { () async throws -> ([RepositoryState], [StoreFinding]) in
                 let (names, findings) = scanner.repositories()
-                let scanned = try await boundedMap(names, jobs: jobs) { scanner.scanRepository($0) }
+                let scanned = try await threadedMap(names, threads: threads, name: "scan") { scanner.scanRepository($0) }
                 return (scanned.map(\.state), findings + scanned.flatMap(\.findings))
             }()
+            // Streaming: each blob is queued, or hashed on the spot when one read holds it,
+            // on the thread that listed it.
+            let (shards, blobFindings) = try await BlobWalk(storage: storage).run(threads: threads) { shard in
+                guard streaming else { return }
+                var queued: [BlobStatus] = []
+                for blob in shard.statuses where !ScrubSchedule.isRecentlyVerified(blob, records[blob.digest.description], cutoff: cutoff) {
+                    if blob.size <= BlobHasher.chunkSize { pool.hashHere(blob) } else { queued.append(blob) }
+                }
+                pool.add(queued)
+            }
             var walk = BlobWalk.Shard()
-            var recentlyVerified = 0
-            let blobFindings = try await BlobWalk(storage: storage).run(jobs: jobs) { shard in
+            for shard in shards {
                 walk.directories += shard.directories
                 walk.statuses += shard.statuses
                 walk.unstatable += shard.unstatable
                 walk.findings += shard.findings
-                guard streaming else { return }
-                let due = shard.statuses.filter { !ScrubSchedule.isRecentlyVerified($0, records[$0.digest.description], cutoff: cutoff) }
-                recentlyVerified += shard.statuses.count - due.count
-                pool.add(due)
             }
             let (repositories, repositoryFindings) = try await scannedRepositories
             let layoutFindings = repositoryFindings + blobFindings + walk.findings
@@ -98,6 +104,7 @@ public struct Verifier: Sendable {
 
             let schedule: ScrubSchedule
             if streaming {
+                let recentlyVerified = walk.statuses.count(where: { ScrubSchedule.isRecentlyVerified($0, records[$0.digest.description], cutoff: cutoff) })
                 schedule = ScrubSchedule(toHash: [], recentlyVerified: recentlyVerified, deferred: [])
             } else {
                 schedule = ScrubSchedule.plan(walk.statuses, records: records, now: startedAt, maxAge: options.maxAge, budget: options.budget?.bytes)
@@ -108,7 +115,7 @@ public struct Verifier: Sendable {
             for finding in layoutFindings.sorted(by: { $0.path < $1.path }) { emit(IntegrityFinding(finding)) }
             let present = Set(walk.statuses.map(\.digest) + walk.unstatable.map(\.0))
             let (graph, _) = try await reporter.phase("graph") {
-                try await ReferenceGraph.build(repositories, present: present, loader: ManifestLoader(storage: storage), jobs: jobs)
+                try await ReferenceGraph.build(repositories, present: present, loader: ManifestLoader(storage: storage), threads: threads)
             }
             for finding in graph.referenceFindings(repositories, present: present) { emit(finding) }
             for (digest, error) in walk.unstatable.sorted(by: { $0.0 < $1.0 }) {
@@ -150,6 +157,10 @@ public struct Verifier: Sendable {
         report.findings = found.sorted { ($0.kind, $0.path) < ($1.kind, $1.path) }
         return report
     }
+
+    /// Threads that list the store and read its links and small blobs: four per core, so that
+    /// with a cold cache enough reads are in flight to keep the disk busy.
+    static func scanThreads(jobs: Int) -> Int { 4 * jobs }
 
     private func verificationRecords(in state: StateStore) async throws -> [String: VerificationRecord] {
         do {
