@@ -171,14 +171,16 @@ public struct Verifier: Sendable {
     }
 
     /// Judges and records each outcome as the threads hand it over; returns the digests
-    /// hashed. The records are written in batches while hashing goes on, so a run killed
-    /// halfway keeps what it verified and the last write is small.
+    /// hashed. The records are written in batches while hashing goes on (every
+    /// `recordBatch` records or `recordInterval`, whichever comes first), so a run killed
+    /// halfway keeps what it verified and the write left after the last blob is small.
     private func consume(
         _ results: AsyncStream<HashPool.Result>, judge: Judge, state: StateStore, report: inout VerifyReport,
         emit: (IntegrityFinding) -> Void
     ) async throws -> Set<Digest> {
         var hashed: Set<Digest> = []
         var pending: [VerificationRecord] = []
+        var lastWrite = ContinuousClock.now
         for await result in results {
             let (blob, outcome) = (result.blob, result.outcome)
             hashed.insert(blob.digest)
@@ -202,9 +204,10 @@ public struct Verifier: Sendable {
             }
             pending.append(VerificationRecord(
                 digest: blob.digest.description, size: blob.size, modified: blob.modified, verifiedAt: now(), result: result))
-            if pending.count >= Self.recordBatch {
+            if pending.count >= Self.recordBatch || ContinuousClock.now - lastWrite >= Self.recordInterval {
                 try await record(pending, into: state)
                 pending.removeAll(keepingCapacity: true)
+                lastWrite = .now
             }
             try Task.checkCancellation()
         }
@@ -212,9 +215,12 @@ public struct Verifier: Sendable {
         return hashed
     }
 
-    /// Records written per transaction: large enough that SQLite's per-commit cost vanishes,
-    /// small enough that the write left after the last blob is short.
+    /// Records written per transaction at most: large enough that SQLite's per-commit cost
+    /// vanishes.
     static let recordBatch = 500
+    /// Longest wait before a write: the records of the last moments are all that is left to
+    /// write when the last blob is done (the thousands of small blobs come early).
+    static let recordInterval = Duration.milliseconds(200)
 
     private func record(_ records: [VerificationRecord], into state: StateStore) async throws {
         do {
