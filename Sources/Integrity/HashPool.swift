@@ -127,7 +127,7 @@ final class HashPool: Sendable {
     }
 
     private func hash(_ blob: BlobStatus) {
-        let outcome = hasher.hash(blob.digest) { meter.add(bytes: $0) }
+        let outcome = hasher.hash(blob.digest, size: blob.size) { meter.add(bytes: $0) }
         meter.finishedFile()
         continuation.yield(Result(blob: blob, outcome: outcome))
     }

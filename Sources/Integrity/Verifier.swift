@@ -86,7 +86,7 @@ public struct Verifier: Sendable {
                 guard streaming else { return }
                 var queued: [BlobStatus] = []
                 for blob in shard.statuses where !ScrubSchedule.isRecentlyVerified(blob, records[blob.digest.description], cutoff: cutoff) {
-                    if blob.size <= BlobHasher.chunkSize { pool.hashHere(blob) } else { queued.append(blob) }
+                    if blob.size < BlobHasher.chunkSize { pool.hashHere(blob) } else { queued.append(blob) }
                 }
                 pool.add(queued)
             }
