@@ -59,7 +59,7 @@ struct VerifyBench: AsyncParsableCommand {
             }),
             ("xargs sha256sum", { try measure("/bin/sh", ["-c", sums]) }),
         ])
-        print(String(format: "warm: regkeeper verify %.2f GB/s whole process (%.3f s) = %.1f%% of the limit; hash phase alone %.2f GB/s = %.1f%%; xargs -P%d sha256sum %.2f GB/s (regkeeper %.1fx); load average %@",
+        print(String(format: "warm: regkeeper verify %.2f GB/s whole process (%.3f s) = %.1f%% of the limit; its hash phase (first shard listed to last record written, scan and graph inside it) %.2f GB/s = %.1f%%; xargs -P%d sha256sum %.2f GB/s (regkeeper %.1fx); load average %@",
                      gigabytes(warm[0].seconds), warm[0].seconds, gigabytes(warm[0].seconds) / limit * 100e9,
                      hashPhase.max()!, hashPhase.max()! / limit * 100e9, cores, gigabytes(warm[1].seconds),
                      warm[1].seconds / warm[0].seconds, loadAverage()))
