@@ -140,13 +140,17 @@ final class HashPool: Sendable {
 
 /// Bytes and files hashed so far, passed to the reporter at most ten times a second from
 /// whichever hashing thread gets there first. The totals grow while the scan still finds blobs.
+/// Lock-free: every chunk of every thread passes here, and a lock taken that often was
+/// measurably contended with a cold cache's many reading threads.
 private final class HashMeter: Sendable {
     private let reporter: any ProgressReporter
     private let totalBytes = Atomic<Int64>(0)
     private let totalFiles = Atomic<Int64>(0)
     private let bytes = Atomic<Int64>(0)
     private let files = Atomic<Int64>(0)
-    private let lastReport = Mutex<ContinuousClock.Instant>(.now)
+    private let start = ContinuousClock.now
+    /// Nanoseconds after `start` at which the next report is due.
+    private let nextReport = Atomic<Int64>(0)
 
     init(reporter: any ProgressReporter) { self.reporter = reporter }
 
@@ -166,13 +170,10 @@ private final class HashMeter: Sendable {
     }
 
     private func reportIfDue() {
-        let now = ContinuousClock.now
-        let due = lastReport.withLock { last in
-            guard now - last >= .milliseconds(100) else { return false }
-            last = now
-            return true
-        }
-        guard due else { return }
+        let (seconds, attoseconds) = (ContinuousClock.now - start).components
+        let now = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        let due = nextReport.load(ordering: .relaxed)
+        guard now >= due, nextReport.compareExchange(expected: due, desired: now + 100_000_000, ordering: .relaxed).exchanged else { return }
         reporter.progress("hash", done: files.load(ordering: .relaxed), total: totalFiles.load(ordering: .relaxed), unit: .items)
         reporter.progress("hash", done: bytes.load(ordering: .relaxed), total: totalBytes.load(ordering: .relaxed), unit: .bytes)
     }
