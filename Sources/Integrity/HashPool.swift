@@ -4,9 +4,9 @@ import RegistryModel
 import RegistryStore
 import Synchronization
 
-/// The hashing threads of a verify run, fed while the scan still runs: the first blob is
-/// hashed as soon as the first shard is listed, and the scan, the reference graph and the
-/// bookkeeping of results share the cores with hashing instead of running before it.
+/// The hashing threads of a verify run, fed while the scan still runs: the first large blob
+/// is hashed as soon as a shard holding one is listed, and the scan, the reference graph and
+/// the bookkeeping of results share the cores with hashing instead of running before it.
 ///
 /// Threads of their own rather than tasks: a thread hashes a 64 MiB blob for tens of
 /// milliseconds without a suspension point, and on a 2-core machine two such tasks would hold
@@ -14,10 +14,11 @@ import Synchronization
 /// for the end. The kernel shares the cores between these threads and the pool's instead.
 final class HashPool: Sendable {
     enum Order: Sendable {
-        /// As the scan finds them (which keeps the cores busy from the start); once everything
-        /// is added, those left go largest first, so that the run ends on the smallest of them
-        /// and no core idles through a long last blob.
-        case found
+        /// Blobs larger than one read as the scan finds them, which keeps the cores busy from
+        /// the start; the small ones (configs, manifests, small layers) once the scan is done,
+        /// after every large one and largest first, so that the run ends on the shortest work
+        /// and no core idles while the other finishes a long last blob.
+        case largeFirst
         /// As added (the schedule's order, least recently verified first), so that a run cut
         /// short by `deadline` has hashed a prefix of it.
         case asAdded
@@ -29,25 +30,34 @@ final class HashPool: Sendable {
     }
 
     private struct Queue {
-        var blobs: [BlobStatus] = []
-        var next = 0
+        /// Taken in order: everything with `.asAdded`; with `.largeFirst`, the large blobs.
+        var first: [BlobStatus] = []
+        var nextFirst = 0
+        /// `.largeFirst`'s small blobs, taken once adding is done and `first` is empty.
+        var last: [BlobStatus] = []
+        var nextLast = 0
+        var addingDone = false
         var stopped = false
+        var taken = 0
     }
 
     private let hasher: BlobHasher
     private let order: Order
     private let deadline: ContinuousClock.Instant?
     private let jobs: Int
-    private let queue = Mutex(Queue())
-    /// One signal per blob added, and `jobs` more when adding is done or the run stops, so
-    /// that every thread wakes once more to see there is nothing left.
-    private let available = DispatchSemaphore(value: 0)
+    /// Guards `state` (hence `nonisolated(unsafe)`); threads wait on it for work.
+    private let condition = NSCondition()
+    private nonisolated(unsafe) var state = Queue()
     private let running: Atomic<Int>
     private let threads = DispatchGroup()
     private let meter: HashMeter
-    private let continuation: AsyncStream<Result>.Continuation
-    /// Every blob's outcome as it is hashed; ends when the last thread has stopped.
-    let results: AsyncStream<Result>
+    private let continuation: AsyncStream<[Result]>.Continuation
+    /// Every blob's outcome, in batches: each thread hands over what it hashed every
+    /// `batchSize` small blobs, after each large one, and before it waits or stops. One by
+    /// one, waking the consumer for each of thousands of configs and manifests cost more
+    /// than hashing them. Ends when the last thread has stopped.
+    let results: AsyncStream<[Result]>
+    static let batchSize = 64
 
     init(storage: any StoreStorage, jobs: Int, order: Order, deadline: ContinuousClock.Instant?, reporter: any ProgressReporter) {
         hasher = BlobHasher(storage: storage)
@@ -56,7 +66,7 @@ final class HashPool: Sendable {
         self.jobs = max(1, jobs)
         running = Atomic(self.jobs)
         meter = HashMeter(reporter: reporter)
-        (results, continuation) = AsyncStream.makeStream(of: Result.self, bufferingPolicy: .unbounded)
+        (results, continuation) = AsyncStream.makeStream(of: [Result].self, bufferingPolicy: .unbounded)
     }
 
     /// Starts the threads; they wait for blobs.
@@ -74,32 +84,33 @@ final class HashPool: Sendable {
 
     func add(_ blobs: [BlobStatus]) {
         guard !blobs.isEmpty else { return }
-        queue.withLock { $0.blobs += blobs }
         meter.expect(blobs)
-        for _ in blobs { available.signal() }
-    }
-
-    /// Hashes `blob` on the calling thread and reports it with the threads' results: the
-    /// scan's threads hash blobs of one read as they list them, which spares each a trip
-    /// through the queue and, with a cold cache, keeps many small reads in flight.
-    func hashHere(_ blob: BlobStatus) {
-        meter.expect([blob])
-        hash(blob)
+        locked { state in
+            for blob in blobs {
+                if order == .largeFirst, blob.size < BlobHasher.chunkSize { state.last.append(blob) } else { state.first.append(blob) }
+            }
+        }
+        condition.broadcast()
     }
 
     /// No more blobs will come: the threads finish what is queued and stop.
     func finishAdding() {
-        if order == .found {
-            queue.withLock { queue in queue.blobs[queue.next...].sort { ($0.size, $1.digest) > ($1.size, $0.digest) } }
+        locked { state in
+            state.addingDone = true
+            let bySize = { (lhs: BlobStatus, rhs: BlobStatus) in (lhs.size, rhs.digest) > (rhs.size, lhs.digest) }
+            if order == .largeFirst {
+                state.first[state.nextFirst...].sort(by: bySize)
+                state.last.sort(by: bySize)
+            }
         }
-        for _ in 0..<jobs { available.signal() }
+        condition.broadcast()
     }
 
     /// Starts no further blob (an error, or the run's task was cancelled); blobs being hashed
     /// are finished and still reported.
     func stop() {
-        queue.withLock { $0.stopped = true }
-        for _ in 0..<jobs { available.signal() }
+        locked { $0.stopped = true }
+        condition.broadcast()
     }
 
     /// Returns once every thread has ended: after `stop`, the blobs they were hashing done.
@@ -109,31 +120,63 @@ final class HashPool: Sendable {
         }
     }
 
-    /// Blobs handed to a thread from the queue: with `.asAdded`, a prefix of those added.
-    var taken: Int { queue.withLock { $0.next } }
+    /// Blobs handed to a thread: with `.asAdded`, a prefix of those added.
+    var taken: Int { locked { $0.taken } }
 
-    private func next() -> BlobStatus? {
-        available.wait()
-        return queue.withLock { queue -> BlobStatus? in
-            if queue.stopped { return nil }
+    private func locked<T>(_ body: (inout Queue) -> T) -> T {
+        condition.lock()
+        defer { condition.unlock() }
+        return body(&state)
+    }
+
+    /// The next blob to hash; nil when there is none left or the run stopped. Calls
+    /// `beforeWaiting` (without the lock) when it has to wait for blobs to be added.
+    private func next(beforeWaiting: () -> Void) -> BlobStatus? {
+        condition.lock()
+        defer { condition.unlock() }
+        var handedOver = false
+        while true {
+            if state.stopped { return nil }
             if let deadline, ContinuousClock.now >= deadline {
-                queue.stopped = true
+                state.stopped = true
+                condition.broadcast()
                 return nil
             }
-            guard queue.next < queue.blobs.count else { return nil }
-            queue.next += 1
-            return queue.blobs[queue.next - 1]
+            if state.nextFirst < state.first.count {
+                state.nextFirst += 1
+                state.taken += 1
+                return state.first[state.nextFirst - 1]
+            }
+            if state.addingDone {
+                guard state.nextLast < state.last.count else { return nil }
+                state.nextLast += 1
+                state.taken += 1
+                return state.last[state.nextLast - 1]
+            }
+            if !handedOver {
+                condition.unlock()
+                beforeWaiting()
+                condition.lock()
+                handedOver = true
+                continue
+            }
+            condition.wait()
         }
     }
 
-    private func hash(_ blob: BlobStatus) {
-        let outcome = hasher.hash(blob.digest, size: blob.size) { meter.add(bytes: $0) }
-        meter.finishedFile()
-        continuation.yield(Result(blob: blob, outcome: outcome))
-    }
-
     private func work() {
-        while let blob = next() { hash(blob) }
+        var batch: [Result] = []
+        func handOver() {
+            guard !batch.isEmpty else { return }
+            continuation.yield(batch)
+            batch.removeAll(keepingCapacity: true)
+        }
+        while let blob = next(beforeWaiting: handOver) {
+            batch.append(Result(blob: blob, outcome: hasher.hash(blob.digest, size: blob.size) { meter.add(bytes: $0) }))
+            meter.finishedFile()
+            if batch.count >= Self.batchSize || blob.size >= BlobHasher.chunkSize { handOver() }
+        }
+        handOver()
         if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { continuation.finish() }
     }
 }

@@ -5,7 +5,7 @@ import Synchronization
 /// input order; the first error stops the others from starting new items and is thrown once
 /// all have stopped.
 ///
-/// For the scan's blocking reads. With a cold page cache every link, directory and small blob
+/// For the scan's blocking reads. With a cold page cache every link, directory and manifest
 /// is a disk read whose latency, not the CPU, sets the pace, so more reads must be in flight
 /// than the cooperative pool has threads (one per core). With a warm cache the threads only
 /// share the cores with hashing, which they would have done as tasks too.

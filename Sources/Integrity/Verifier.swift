@@ -65,7 +65,7 @@ public struct Verifier: Sendable {
         let records = options.maxAge != nil || !streaming ? try await verificationRecords(in: opening.value) : [:]
         let cutoff = ScrubSchedule.cutoff(now: startedAt, maxAge: options.maxAge)
 
-        let pool = HashPool(storage: storage, jobs: jobs, order: streaming ? .found : .asAdded, deadline: deadline, reporter: reporter)
+        let pool = HashPool(storage: storage, jobs: jobs, order: streaming ? .largeFirst : .asAdded, deadline: deadline, reporter: reporter)
         reporter.phaseStarted("scan")
         let scanStart = ContinuousClock.now
         reporter.phaseStarted("hash")
@@ -80,15 +80,10 @@ public struct Verifier: Sendable {
                 let scanned = try await threadedMap(names, threads: threads, name: "scan") { scanner.scanRepository($0) }
                 return (scanned.map(\.state), findings + scanned.flatMap(\.findings))
             }()
-            // Streaming: each blob is queued, or hashed on the spot when one read holds it,
-            // on the thread that listed it.
+            // Streaming: each due blob is queued as soon as its shard is listed.
             let (shards, blobFindings) = try await BlobWalk(storage: storage).run(threads: threads) { shard in
                 guard streaming else { return }
-                var queued: [BlobStatus] = []
-                for blob in shard.statuses where !ScrubSchedule.isRecentlyVerified(blob, records[blob.digest.description], cutoff: cutoff) {
-                    if blob.size < BlobHasher.chunkSize { pool.hashHere(blob) } else { queued.append(blob) }
-                }
-                pool.add(queued)
+                pool.add(shard.statuses.filter { !ScrubSchedule.isRecentlyVerified($0, records[$0.digest.description], cutoff: cutoff) })
             }
             var walk = BlobWalk.Shard()
             for shard in shards {
@@ -158,7 +153,7 @@ public struct Verifier: Sendable {
         return report
     }
 
-    /// Threads that list the store and read its links and small blobs: four per core, so that
+    /// Threads that list the store and read its links and manifests: four per core, so that
     /// with a cold cache enough reads are in flight to keep the disk busy.
     static func scanThreads(jobs: Int) -> Int { 4 * jobs }
 
@@ -175,41 +170,42 @@ public struct Verifier: Sendable {
     /// `recordBatch` records or `recordInterval`, whichever comes first), so a run killed
     /// halfway keeps what it verified and the write left after the last blob is small.
     private func consume(
-        _ results: AsyncStream<HashPool.Result>, judge: Judge, state: StateStore, report: inout VerifyReport,
+        _ results: AsyncStream<[HashPool.Result]>, judge: Judge, state: StateStore, report: inout VerifyReport,
         emit: (IntegrityFinding) -> Void
     ) async throws -> Set<Digest> {
         var hashed: Set<Digest> = []
         var pending: [VerificationRecord] = []
         var lastWrite = ContinuousClock.now
-        for await result in results {
-            let (blob, outcome) = (result.blob, result.outcome)
-            hashed.insert(blob.digest)
-            var result = VerificationResult.ok
-            switch outcome {
-            case .matches(let bytes):
-                report.counts.bytesHashed += bytes
-            case .mismatch(_, let bytes):
-                report.counts.bytesHashed += bytes
-                result = .corrupt
-            case .unreadable:
-                result = .unreadable
-            }
-            report.counts.blobsHashed += 1
-            if var finding = judge.verdict(blob, outcome: outcome) {
-                if case .mismatch = outcome, let directory = options.quarantineDirectory {
-                    finding = try await quarantine(blob, finding, into: directory, run: report.startedAt, state: state)
-                    if finding.quarantinedTo != nil { report.counts.quarantined += 1 }
+        for await batch in results {
+            for (blob, outcome) in batch.map({ ($0.blob, $0.outcome) }) {
+                hashed.insert(blob.digest)
+                var result = VerificationResult.ok
+                switch outcome {
+                case .matches(let bytes):
+                    report.counts.bytesHashed += bytes
+                case .mismatch(_, let bytes):
+                    report.counts.bytesHashed += bytes
+                    result = .corrupt
+                case .unreadable:
+                    result = .unreadable
                 }
-                emit(finding)
+                report.counts.blobsHashed += 1
+                if var finding = judge.verdict(blob, outcome: outcome) {
+                    if case .mismatch = outcome, let directory = options.quarantineDirectory {
+                        finding = try await quarantine(blob, finding, into: directory, run: report.startedAt, state: state)
+                        if finding.quarantinedTo != nil { report.counts.quarantined += 1 }
+                    }
+                    emit(finding)
+                }
+                pending.append(VerificationRecord(
+                    digest: blob.digest.description, size: blob.size, modified: blob.modified, verifiedAt: now(), result: result))
+                if pending.count >= Self.recordBatch || ContinuousClock.now - lastWrite >= Self.recordInterval {
+                    try await record(pending, into: state)
+                    pending.removeAll(keepingCapacity: true)
+                    lastWrite = .now
+                }
+                try Task.checkCancellation()
             }
-            pending.append(VerificationRecord(
-                digest: blob.digest.description, size: blob.size, modified: blob.modified, verifiedAt: now(), result: result))
-            if pending.count >= Self.recordBatch || ContinuousClock.now - lastWrite >= Self.recordInterval {
-                try await record(pending, into: state)
-                pending.removeAll(keepingCapacity: true)
-                lastWrite = .now
-            }
-            try Task.checkCancellation()
         }
         try await record(pending, into: state)
         return hashed
