@@ -27,28 +27,46 @@ public struct BlobHasher: Sendable {
 
     public init(storage: any StoreStorage) { self.storage = storage }
 
-    /// - Parameter progress: called with the size of every chunk hashed, from this task.
-    public func hash(_ digest: Digest, progress: (Int) -> Void = { _ in }) -> HashOutcome {
+    /// - Parameters:
+    ///   - size: the size the scan saw. A blob of at most one chunk (configs, manifests and
+    ///     small layers, thousands of them) is read into a buffer of its own size: the 256 KiB
+    ///     buffer `readChunks` allocates per file is, from glibc, an mmap, page faults and an
+    ///     munmap each, which cost more than reading a few KiB. Its content is still read to
+    ///     the end, whatever its size has become.
+    ///   - progress: called with the size of every chunk hashed, from this thread.
+    public func hash(_ digest: Digest, size: Int64, progress: (Int) -> Void = { _ in }) -> HashOutcome {
         switch digest.algorithm {
-        case .sha256: hash(digest, SHA256.self, progress)
-        case .sha512: hash(digest, SHA512.self, progress)
+        case .sha256: hash(digest, size: size, SHA256.self, progress)
+        case .sha512: hash(digest, size: size, SHA512.self, progress)
         }
     }
 
-    private func hash<H: HashFunction>(_ expected: Digest, _: H.Type, _ progress: (Int) -> Void) -> HashOutcome {
+    private func hash<H: HashFunction>(_ expected: Digest, size: Int64, _: H.Type, _ progress: (Int) -> Void) -> HashOutcome {
         var hasher = H()
         var count: Int64 = 0
+        let path = Layout.blobData(expected)
+        func update(_ chunk: UnsafeRawBufferPointer) {
+            hasher.update(bufferPointer: chunk)
+            count += Int64(chunk.count)
+            progress(chunk.count)
+        }
         do {
-            try storage.readChunks(Layout.blobData(expected), chunkSize: Self.chunkSize) { chunk in
-                hasher.update(bufferPointer: chunk)
-                count += Int64(chunk.count)
-                progress(chunk.count)
+            if size < Self.chunkSize {
+                // One byte more than expected, so that the second read sees the end.
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(max(size, 0)) + 1, alignment: 16)
+                defer { buffer.deallocate() }
+                let file = try storage.openForReading(path)
+                while case let filled = try file.read(into: buffer), filled > 0 {
+                    update(UnsafeRawBufferPointer(rebasing: buffer[..<filled]))
+                }
+            } else {
+                try storage.readChunks(path, chunkSize: Self.chunkSize) { update($0) }
             }
         } catch let error as StorageError {
             return .unreadable(error)
         } catch {
             // readChunks only rethrows what the body throws, and this body throws nothing.
-            return .unreadable(.system(operation: "read (\(error))", path: Layout.blobData(expected), errno: Errno(EIO)))
+            return .unreadable(.system(operation: "read (\(error))", path: path, errno: Errno(EIO)))
         }
         let actual = hasher.finalize().withUnsafeBytes { Digest(algorithm: expected.algorithm, bytes: $0)! }
         return actual == expected ? .matches(bytes: count) : .mismatch(actual: actual, bytes: count)

@@ -26,11 +26,13 @@ struct ReferenceGraph: Sendable {
     var manifestsTraversed = 0
     var tags = 0
 
-    /// - Parameter present: digests whose `data` exists.
+    /// - Parameters:
+    ///   - present: digests whose `data` exists.
+    ///   - threads: manifests read at once (`threadedMap`: with a cold cache, each is a disk read).
     static func build(
-        _ repositories: [RepositoryState], present: Set<Digest>, loader: ManifestLoader, jobs: Int
+        _ repositories: [RepositoryState], present: Set<Digest>, loader: ManifestLoader, threads: Int
     ) async throws -> ReferenceGraph {
-        let parts = try await boundedMap(repositories, jobs: jobs) { state in
+        let parts = try await threadedMap(repositories, threads: threads, name: "graph") { state in
             RepositoryWalk(state: state, present: present, loader: loader).run()
         }
         var graph = ReferenceGraph()

@@ -34,21 +34,17 @@ public struct ScrubSchedule: Hashable, Sendable {
     public static func plan(
         _ blobs: [BlobStatus], records: [String: VerificationRecord], now: Date, maxAge: TimeSpan?, budget: Int64?
     ) -> ScrubSchedule {
-        let cutoff = maxAge.map { now.addingTimeInterval(-TimeInterval($0.seconds)) }
+        let cutoff = cutoff(now: now, maxAge: maxAge)
         var due: [(BlobStatus, Date?)] = []
         var recent = 0
         for blob in blobs {
             let record = records[blob.digest.description]
-            // Within a microsecond: the database keeps seconds as a double, which rounds below that.
-            let unchanged = record.map {
-                $0.size == blob.size && abs($0.modified.timeIntervalSince(blob.modified)) < 1e-6 && $0.result == .ok
-            } ?? false
-            if let cutoff, let record, unchanged, record.verifiedAt >= cutoff {
+            if isRecentlyVerified(blob, record, cutoff: cutoff) {
                 recent += 1
                 continue
             }
             // A changed blob counts as never verified: what was checked is not what is there.
-            due.append((blob, unchanged ? record?.verifiedAt : nil))
+            due.append((blob, record.flatMap { isUnchanged(blob, $0) ? $0.verifiedAt : nil }))
         }
         due.sort { lhs, rhs in
             switch (lhs.1, rhs.1) {
@@ -70,5 +66,23 @@ public struct ScrubSchedule: Hashable, Sendable {
             bytes += blob.size
         }
         return ScrubSchedule(toHash: selected, recentlyVerified: recent, deferred: deferred)
+    }
+
+    /// Blobs verified before this are due again; nil (no `maxAge`): every blob is due.
+    public static func cutoff(now: Date, maxAge: TimeSpan?) -> Date? {
+        maxAge.map { now.addingTimeInterval(-TimeInterval($0.seconds)) }
+    }
+
+    /// Verified good since `cutoff` and unchanged since: `--max-age` skips it. A run that
+    /// hashes every due blob decides this blob by blob, as the scan finds them.
+    public static func isRecentlyVerified(_ blob: BlobStatus, _ record: VerificationRecord?, cutoff: Date?) -> Bool {
+        guard let cutoff, let record else { return false }
+        return isUnchanged(blob, record) && record.verifiedAt >= cutoff
+    }
+
+    /// Same size and mtime as when last verified, and found good then. Within a microsecond:
+    /// the database keeps seconds as a double, which rounds below that.
+    private static func isUnchanged(_ blob: BlobStatus, _ record: VerificationRecord) -> Bool {
+        record.size == blob.size && abs(record.modified.timeIntervalSince(blob.modified)) < 1e-6 && record.result == .ok
     }
 }

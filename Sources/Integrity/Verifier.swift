@@ -9,7 +9,7 @@ import Synchronization
 /// Reads only, unless `quarantineDirectory` is set.
 public struct Verifier: Sendable {
     public let storage: any StoreStorage
-    public let state: StateStore
+    private let opening: Task<StateStore, any Error>
     public let options: VerifyOptions
     public let reporter: any ProgressReporter
     public let findings: @Sendable (IntegrityFinding) -> Void
@@ -21,20 +21,39 @@ public struct Verifier: Sendable {
         reporter: any ProgressReporter = SilentReporter(), findings: @escaping @Sendable (IntegrityFinding) -> Void = { _ in },
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.init(storage: storage, opening: Task { state }, options: options, reporter: reporter, findings: findings, now: now)
+    }
+
+    /// With the state database still being opened: creating it on a first run costs several
+    /// fsyncs, during which the scan and hashing go on. The run waits for it before reporting
+    /// anything, so a database that cannot be opened fails the run as if opened first.
+    public init(
+        storage: any StoreStorage, opening: Task<StateStore, any Error>, options: VerifyOptions,
+        reporter: any ProgressReporter = SilentReporter(), findings: @escaping @Sendable (IntegrityFinding) -> Void = { _ in },
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.storage = storage
-        self.state = state
+        self.opening = opening
         self.options = options
         self.reporter = reporter
         self.findings = findings
         self.now = now
     }
 
+    /// One pass that overlaps what used to run in turn: hashing threads start with the first
+    /// shard listed, while the rest of `blobs/` and the repositories are scanned and the
+    /// reference graph is built. Outcomes wait for the graph (a finding names the tags a blob
+    /// breaks, and a blob is only quarantined once every manifest has been read), then are
+    /// judged and recorded as they come.
+    ///
+    /// Without `--budget` or `--time-limit` every due blob is hashed, so each is queued as the
+    /// walk finds it (`--max-age` decides blob by blob); with either, the whole schedule
+    /// (least recently verified first) is needed before the first blob starts.
     public func run() async throws -> VerifyReport {
         let startedAt = now()
         let deadline = options.timeLimit.map { ContinuousClock.now + $0 }
         let jobs = max(1, options.jobs)
-        let scanner = StoreScanner(storage: storage)
-        let storage = storage
+        let streaming = options.budget == nil && deadline == nil
         var report = VerifyReport(findings: [], counts: .init(), stoppedBy: nil, startedAt: startedAt, hashSeconds: 0)
         var found: [IntegrityFinding] = []
         func emit(_ finding: IntegrityFinding) {
@@ -42,119 +61,124 @@ public struct Verifier: Sendable {
             findings(finding)
         }
 
-        let ((repositories, blobs, layoutFindings), _) = try await reporter.phase("scan") { () async throws -> ([RepositoryState], [BlobEntry], [StoreFinding]) in
-            var (names, layout) = scanner.repositories()
-            let scanned = try await boundedMap(names, jobs: jobs) { scanner.scanRepository($0) }
-            let blobs: [BlobEntry]
-            let blobFindings: [StoreFinding]
-            do {
-                (blobs, blobFindings) = try await scanner.blobs(jobs: jobs)
-            } catch let error as StorageError {
-                throw VerifyError.storeUnreadable(error)
-            }
-            layout += scanned.flatMap(\.findings) + blobFindings
-            return (scanned.map(\.state), blobs, layout)
-        }
-        for finding in layoutFindings.sorted(by: { $0.path < $1.path }) { emit(IntegrityFinding(finding)) }
+        // Read first only when a blob's record decides whether or when it is hashed.
+        let records = options.maxAge != nil || !streaming ? try await verificationRecords(in: opening.value) : [:]
+        let cutoff = ScrubSchedule.cutoff(now: startedAt, maxAge: options.maxAge)
 
-        // Sizes and mtimes: for the size checks, and to notice blobs changed since last verified.
-        let withData = blobs.filter(\.hasData).map(\.digest)
-        let (stats, _) = try await reporter.phase("stat") {
-            try await boundedMap(chunked(withData, jobs: jobs), jobs: jobs) { chunk in
-                chunk.map { digest -> (Digest, Result<FileStatus?, StorageError>) in
-                    (digest, Result { () throws(StorageError) in try storage.status(Layout.blobData(digest)) })
-                }
-            }.flatMap { $0 }
-        }
-        var statuses: [BlobStatus] = []
-        var present: Set<Digest> = []
-        var unstatable: [(Digest, StorageError)] = []
-        for (digest, result) in stats {
-            switch result {
-            case .success(let status?):
-                present.insert(digest)
-                statuses.append(BlobStatus(digest: digest, size: status.size, modified: status.modified))
-            case .success(nil): continue // removed since the scan
-            case .failure(let error):
-                present.insert(digest)
-                unstatable.append((digest, error))
-            }
-        }
-
-        let (graph, _) = try await reporter.phase("graph") {
-            try await ReferenceGraph.build(repositories, present: present, loader: ManifestLoader(storage: storage), jobs: jobs)
-        }
-        for finding in graph.referenceFindings(repositories, present: present) { emit(finding) }
-        for (digest, error) in unstatable {
-            emit(IntegrityFinding(kind: .unreadable, path: Layout.blobData(digest), digest: digest,
-                                  affectedTags: graph.tags(reaching: digest), message: error.description))
-        }
-
-        let records: [String: VerificationRecord]
+        let pool = HashPool(storage: storage, jobs: jobs, order: streaming ? .largeFirst : .asAdded, deadline: deadline, reporter: reporter)
+        reporter.phaseStarted("scan")
+        let scanStart = ContinuousClock.now
+        reporter.phaseStarted("hash")
+        pool.start()
+        // Every way out of the run stops the threads and waits for them: none outlives it.
         do {
-            records = try await state.verificationRecords()
+            let scanner = StoreScanner(storage: storage)
+            let storage = storage
+            let threads = Self.scanThreads(jobs: jobs)
+            async let scannedRepositories = { () async throws -> ([RepositoryState], [StoreFinding]) in
+                let (names, findings) = scanner.repositories()
+                let scanned = try await threadedMap(names, threads: threads, name: "scan") { scanner.scanRepository($0) }
+                return (scanned.map(\.state), findings + scanned.flatMap(\.findings))
+            }()
+            // Streaming: each due blob is queued as soon as its shard is listed.
+            let (shards, blobFindings) = try await BlobWalk(storage: storage).run(threads: threads) { shard in
+                guard streaming else { return }
+                pool.add(shard.statuses.filter { !ScrubSchedule.isRecentlyVerified($0, records[$0.digest.description], cutoff: cutoff) })
+            }
+            var walk = BlobWalk.Shard()
+            for shard in shards {
+                walk.directories += shard.directories
+                walk.statuses += shard.statuses
+                walk.unstatable += shard.unstatable
+                walk.findings += shard.findings
+            }
+            let (repositories, repositoryFindings) = try await scannedRepositories
+            let layoutFindings = repositoryFindings + blobFindings + walk.findings
+            reporter.phaseFinished("scan", elapsed: ContinuousClock.now - scanStart)
+            let state = try await opening.value
+
+            let schedule: ScrubSchedule
+            if streaming {
+                let recentlyVerified = walk.statuses.count(where: { ScrubSchedule.isRecentlyVerified($0, records[$0.digest.description], cutoff: cutoff) })
+                schedule = ScrubSchedule(toHash: [], recentlyVerified: recentlyVerified, deferred: [])
+            } else {
+                schedule = ScrubSchedule.plan(walk.statuses, records: records, now: startedAt, maxAge: options.maxAge, budget: options.budget?.bytes)
+                pool.add(schedule.toHash)
+            }
+            pool.finishAdding()
+
+            for finding in layoutFindings.sorted(by: { $0.path < $1.path }) { emit(IntegrityFinding(finding)) }
+            let present = Set(walk.statuses.map(\.digest) + walk.unstatable.map(\.0))
+            let (graph, _) = try await reporter.phase("graph") {
+                try await ReferenceGraph.build(repositories, present: present, loader: ManifestLoader(storage: storage), threads: threads)
+            }
+            for finding in graph.referenceFindings(repositories, present: present) { emit(finding) }
+            for (digest, error) in walk.unstatable.sorted(by: { $0.0 < $1.0 }) {
+                emit(IntegrityFinding(kind: .unreadable, path: Layout.blobData(digest), digest: digest,
+                                      affectedTags: graph.tags(reaching: digest), message: error.description))
+            }
+            report.counts = .init(
+                repositories: repositories.count, tags: graph.tags, manifests: graph.manifestsTraversed, blobs: walk.directories,
+                bytes: walk.statuses.reduce(0) { $0 + $1.size }, recentlyVerified: schedule.recentlyVerified)
+
+            let judge = Judge(graph: graph)
+            let hashed = try await withTaskCancellationHandler {
+                try await consume(pool.results, judge: judge, state: state, report: &report, emit: emit)
+            } onCancel: {
+                pool.stop()
+            }
+            let hashElapsed = ContinuousClock.now - scanStart
+            report.hashSeconds = hashElapsed / .seconds(1)
+            reporter.phaseFinished("hash", elapsed: hashElapsed)
+
+            // Streaming queued only what it hashes; `.asAdded` started a prefix of the schedule.
+            let unstarted = streaming ? [] : schedule.toHash[pool.taken...]
+            let unhashed = schedule.deferred + unstarted
+            if !unhashed.isEmpty {
+                report.stoppedBy = unstarted.isEmpty ? .budget : .timeLimit
+            }
+            report.counts.deferred = unhashed.count
+            report.counts.deferredBytes = unhashed.reduce(0) { $0 + $1.size }
+
+            // Blobs not rehashed this run still get the cheap checks: sizes and manifest parsing.
+            for blob in walk.statuses.sorted(by: { $0.digest < $1.digest }) where !hashed.contains(blob.digest) {
+                if let finding = judge.verdict(blob, outcome: nil) { emit(finding) }
+            }
         } catch {
-            throw VerifyError.stateDatabase(operation: "read verification records", reason: "\(error)")
-        }
-        let schedule = ScrubSchedule.plan(statuses, records: records, now: startedAt, maxAge: options.maxAge, budget: options.budget?.bytes)
-        report.counts = .init(
-            repositories: repositories.count, tags: graph.tags, manifests: graph.manifestsTraversed, blobs: blobs.count,
-            bytes: statuses.reduce(0) { $0 + $1.size }, recentlyVerified: schedule.recentlyVerified)
-
-        let judge = Judge(graph: graph)
-        // Without a time limit every selected blob is hashed, and the order only decides how
-        // well the last moments use the cores: largest first leaves small blobs for the tail.
-        let order = deadline == nil ? schedule.toHash.sorted { ($0.size, $1.digest) > ($1.size, $0.digest) } : schedule.toHash
-        let hashStart = ContinuousClock.now
-        let (hashed, _) = try await reporter.phase("hash") { () async throws -> Int in
-            try await hash(order, deadline: deadline, judge: judge, report: &report, emit: emit)
-        }
-        report.hashSeconds = (ContinuousClock.now - hashStart) / .seconds(1)
-        let unhashed = schedule.deferred + order[hashed...]
-        if !unhashed.isEmpty {
-            report.stoppedBy = hashed < order.count ? .timeLimit : .budget
-        }
-        report.counts.deferred = unhashed.count
-        report.counts.deferredBytes = unhashed.reduce(0) { $0 + $1.size }
-
-        // Blobs not rehashed this run still get the cheap checks: sizes and manifest parsing.
-        let hashedDigests = Set(order[..<hashed].map(\.digest))
-        for blob in statuses.sorted(by: { $0.digest < $1.digest }) where !hashedDigests.contains(blob.digest) {
-            if let finding = judge.verdict(blob, outcome: nil) { emit(finding) }
+            pool.stop()
+            await pool.threadsFinished()
+            throw error
         }
         report.findings = found.sorted { ($0.kind, $0.path) < ($1.kind, $1.path) }
         return report
     }
 
-    /// Rehashes `blobs` in order with at most `jobs` tasks in flight; returns how many were
-    /// hashed (a prefix: after the deadline no new blob starts).
-    private func hash(
-        _ blobs: [BlobStatus], deadline: ContinuousClock.Instant?, judge: Judge, report: inout VerifyReport,
+    /// Threads that list the store and read its links and manifests: four per core, so that
+    /// with a cold cache enough reads are in flight to keep the disk busy.
+    static func scanThreads(jobs: Int) -> Int { 4 * jobs }
+
+    private func verificationRecords(in state: StateStore) async throws -> [String: VerificationRecord] {
+        do {
+            return try await state.verificationRecords()
+        } catch {
+            throw VerifyError.stateDatabase(operation: "read verification records", reason: "\(error)")
+        }
+    }
+
+    /// Judges and records each outcome as the threads hand it over; returns the digests
+    /// hashed. The records are written in batches while hashing goes on (every
+    /// `recordBatch` records or `recordInterval`, whichever comes first), so a run killed
+    /// halfway keeps what it verified and the write left after the last blob is small.
+    private func consume(
+        _ results: AsyncStream<[HashPool.Result]>, judge: Judge, state: StateStore, report: inout VerifyReport,
         emit: (IntegrityFinding) -> Void
-    ) async throws -> Int {
-        let hasher = BlobHasher(storage: storage)
-        let meter = HashMeter(reporter: reporter, totalBytes: blobs.reduce(0) { $0 + $1.size }, totalFiles: blobs.count)
+    ) async throws -> Set<Digest> {
+        var hashed: Set<Digest> = []
         var pending: [VerificationRecord] = []
-        var next = 0
-        var done = 0
-        try await withThrowingTaskGroup(of: (Int, HashOutcome).self) { group in
-            func startNext() -> Bool {
-                guard next < blobs.count else { return false }
-                if let deadline, ContinuousClock.now >= deadline { return false }
-                let index = next
-                let digest = blobs[index].digest
-                next += 1
-                group.addTask {
-                    let outcome = hasher.hash(digest) { meter.add(bytes: $0) }
-                    meter.finishedFile()
-                    return (index, outcome)
-                }
-                return true
-            }
-            for _ in 0..<max(1, options.jobs) where !startNext() { break }
-            while let (index, outcome) = try await group.next() {
-                done += 1
-                let blob = blobs[index]
+        var lastWrite = ContinuousClock.now
+        for await batch in results {
+            for (blob, outcome) in batch.map({ ($0.blob, $0.outcome) }) {
+                hashed.insert(blob.digest)
                 var result = VerificationResult.ok
                 switch outcome {
                 case .matches(let bytes):
@@ -168,27 +192,33 @@ public struct Verifier: Sendable {
                 report.counts.blobsHashed += 1
                 if var finding = judge.verdict(blob, outcome: outcome) {
                     if case .mismatch = outcome, let directory = options.quarantineDirectory {
-                        finding = try await quarantine(blob, finding, into: directory, run: report.startedAt)
+                        finding = try await quarantine(blob, finding, into: directory, run: report.startedAt, state: state)
                         if finding.quarantinedTo != nil { report.counts.quarantined += 1 }
                     }
                     emit(finding)
                 }
                 pending.append(VerificationRecord(
                     digest: blob.digest.description, size: blob.size, modified: blob.modified, verifiedAt: now(), result: result))
-                // Flushed as the run goes, so a run killed halfway keeps what it verified.
-                if pending.count >= 2000 {
-                    try await record(pending)
+                if pending.count >= Self.recordBatch || ContinuousClock.now - lastWrite >= Self.recordInterval {
+                    try await record(pending, into: state)
                     pending.removeAll(keepingCapacity: true)
+                    lastWrite = .now
                 }
                 try Task.checkCancellation()
-                _ = startNext()
             }
         }
-        try await record(pending)
-        return done
+        try await record(pending, into: state)
+        return hashed
     }
 
-    private func record(_ records: [VerificationRecord]) async throws {
+    /// Records written per transaction at most: large enough that SQLite's per-commit cost
+    /// vanishes.
+    static let recordBatch = 500
+    /// Longest wait before a write: the records of the last moments are all that is left to
+    /// write when the last blob is done (the thousands of small blobs come early).
+    static let recordInterval = Duration.milliseconds(200)
+
+    private func record(_ records: [VerificationRecord], into state: StateStore) async throws {
         do {
             try await state.recordVerifications(records)
         } catch {
@@ -201,7 +231,9 @@ public struct Verifier: Sendable {
     /// bad bytes. Each run quarantines under its own start time, so a blob quarantined again
     /// after a re-push never collides with its earlier copy. A failure to move is told in the
     /// finding; the run goes on.
-    private func quarantine(_ blob: BlobStatus, _ finding: IntegrityFinding, into directory: String, run: Date) async throws -> IntegrityFinding {
+    private func quarantine(
+        _ blob: BlobStatus, _ finding: IntegrityFinding, into directory: String, run: Date, state: StateStore
+    ) async throws -> IntegrityFinding {
         var finding = finding
         let runDirectory = directory + "/" + Self.timestamp(run)
         let path = Layout.blobDirectory(blob.digest)
@@ -229,44 +261,5 @@ public struct Verifier: Sendable {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withYear, .withMonth, .withDay, .withTime, .withTimeZone]
         return formatter.string(from: date)
-    }
-}
-
-/// Bytes and files hashed so far, passed to the reporter at most ten times a second from
-/// whichever hashing task gets there first.
-private final class HashMeter: Sendable {
-    private let reporter: any ProgressReporter
-    private let totalBytes: Int64
-    private let totalFiles: Int64
-    private let bytes = Atomic<Int64>(0)
-    private let files = Atomic<Int64>(0)
-    private let lastReport = Mutex<ContinuousClock.Instant>(.now)
-
-    init(reporter: any ProgressReporter, totalBytes: Int64, totalFiles: Int) {
-        self.reporter = reporter
-        self.totalBytes = totalBytes
-        self.totalFiles = Int64(totalFiles)
-    }
-
-    func add(bytes count: Int) {
-        bytes.add(Int64(count), ordering: .relaxed)
-        reportIfDue()
-    }
-
-    func finishedFile() {
-        files.add(1, ordering: .relaxed)
-        reportIfDue()
-    }
-
-    private func reportIfDue() {
-        let now = ContinuousClock.now
-        let due = lastReport.withLock { last in
-            guard now - last >= .milliseconds(100) else { return false }
-            last = now
-            return true
-        }
-        guard due else { return }
-        reporter.progress("hash", done: files.load(ordering: .relaxed), total: totalFiles, unit: .items)
-        reporter.progress("hash", done: bytes.load(ordering: .relaxed), total: totalBytes, unit: .bytes)
     }
 }

@@ -31,11 +31,30 @@ public struct VerifyStore: Sendable {
     }
 
     public func run() async throws -> VerifyReport {
-        let state = try StateStore.open(at: URL(fileURLWithPath: location.stateDatabasePath))
-        let verifier = Verifier(storage: storage, state: state, options: options, reporter: reporter, findings: findings)
-        let report = try await options.quarantineDirectory == nil ? verifier.run() : recorded(verifier, state)
+        let url = URL(fileURLWithPath: location.stateDatabasePath)
+        let report: VerifyReport
+        if options.quarantineDirectory == nil {
+            // Only the verification records are written, and only once the run is under way:
+            // the database is opened meanwhile.
+            let verifier = Verifier(storage: storage, opening: Self.openInBackground(url), options: options, reporter: reporter, findings: findings)
+            report = try await verifier.run()
+        } else {
+            let state = try StateStore.open(at: url)
+            let verifier = Verifier(storage: storage, state: state, options: options, reporter: reporter, findings: findings)
+            report = try await recorded(verifier, state)
+        }
         if let metricsFile { try MetricsFile.verify(report, ended: Date()).write(to: metricsFile) }
         return report
+    }
+
+    /// Opens the database on a thread outside the cooperative pool: creating it on a first
+    /// run waits for several fsyncs, which would hold one of the pool's few threads.
+    private static func openInBackground(_ url: URL) -> Task<StateStore, any Error> {
+        Task {
+            try await withCheckedThrowingContinuation { continuation in
+                DispatchQueue.global().async { continuation.resume(with: Result { try StateStore.open(at: url) }) }
+            }
+        }
     }
 
     /// `--quarantine` changes the store, so it is recorded like every other command that does:

@@ -97,9 +97,18 @@ extension StateStore {
         return records
     }
 
-    /// Replaces the records of these digests in one transaction (one fsync per batch).
+    /// Replaces the records of these digests in one transaction, committed without an fsync
+    /// of its own (`synchronous = NORMAL`, for this transaction only).
+    ///
+    /// Safe in WAL mode: a power cut can lose the last such commits but never damages the
+    /// file (SQLite's WAL checksums stop recovery at the last whole commit), and the next
+    /// commit that syncs (any history write) or checkpoint makes them durable. A lost record
+    /// only means its blob is rehashed by the next run. Run history and quarantine records
+    /// keep full sync: they may be the only account of what was moved or deleted.
     public func recordVerifications(_ records: [VerificationRecord]) throws {
         guard !records.isEmpty else { return }
+        try connection.execute("PRAGMA synchronous = NORMAL")
+        defer { try? connection.execute("PRAGMA synchronous = FULL") }
         try connection.transaction {
             let upsert = try connection.prepare("""
                 INSERT OR REPLACE INTO blob_verifications (digest, size, modified, verified_at, result)

@@ -1,85 +1,116 @@
 import ArgumentParser
 import Foundation
-import Integrity
 import RegistryModel
 import RegistryStore
-import StateDatabase
 import StoreTestSupport
 
-/// `regkeeper verify` against `find | xargs -P<cores> sha256sum` and against the hardware
-/// (`openssl speed` on one core, times the cores), on a warm page cache so that hashing, not
-/// the disk, is what is measured.
+/// `regkeeper verify` as an operator runs it (the whole process, a fresh state directory) on a
+/// store that mixes layers of tens of MiB with configs, manifests and small layers of a few
+/// KiB, against the machine's SHA-256 limit measured in the same run (`openssl speed -multi`
+/// on every core), against `xargs -P<cores> sha256sum`, and, with a cold page cache, against
+/// reading the same files.
 struct VerifyBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "verify", abstract: "verify throughput against sha256sum and the SHA-256 hardware limit.")
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Whole-process verify throughput against the SHA-256 limit, sha256sum and sequential reads.")
 
-    @Option(help: "Where to build (or reuse) the benchmark stores.")
+    @Option(help: "Where to build (or reuse) the benchmark store.")
     var directory = "/tmp/regkeeper-bench/verify"
 
-    @Option(name: .customLong("large-blob-mib"), help: "Large blobs, in MiB each (their total is the large store).")
+    @Option(name: .customLong("large-blob-mib"), help: "Size of each large layer, in MiB.")
     var largeBlobMiB = 64
 
-    @Option(help: "Number of large blobs.")
+    @Option(help: "Number of large layers.")
     var largeBlobs = 16
 
-    @Option(help: "Small blobs, 16 KiB each.")
-    var smallBlobs = 8192
+    @Option(help: "Small blobs of 1-8 KiB (configs, manifests, small layers), 8 an image.")
+    var smallBlobs = 3400
 
-    @Option(help: "Runs of each measurement; the best counts.")
+    @Option(help: "Runs of each measurement, interleaved; the best counts.")
     var runs = 3
+
+    @Flag(inversion: .prefixedNo, help: "Also measure with a cold page cache (drops it: needs root).")
+    var cold = true
 
     func run() async throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        let large = URL(fileURLWithPath: directory).appendingPathComponent("large")
-        let small = URL(fileURLWithPath: directory).appendingPathComponent("small")
-        log("building stores in \(directory) (reused when present)…")
-        let largeBytes = try BenchStore(root: large, blobSizes: Array(repeating: largeBlobMiB << 20, count: largeBlobs), layersPerImage: 1).ensure()
-        let smallBytes = try BenchStore(root: small, blobSizes: Array(repeating: 16 << 10, count: smallBlobs), layersPerImage: 32).ensure()
-        warmPageCache(large)
-        warmPageCache(small)
+        let root = URL(fileURLWithPath: directory).appendingPathComponent("mixed")
+        log("building the store in \(root.path) (reused when present)…")
+        let store = try MixedStore(root: root, largeBlobs: largeBlobs, largeBlobBytes: largeBlobMiB << 20, smallBlobs: smallBlobs).ensure()
+        let regkeeper = siblingExecutable("regkeeper")
+        let blobs = root.appendingPathComponent(Layout.blobsRoot.description).path
+        let sums = "find '\(blobs)' -name data -print0 | xargs -0 -P\(cores) -n64 sha256sum > /dev/null"
+        let reads = "find '\(blobs)' -name data -print0 | xargs -0 cat > /dev/null"
+        print(String(format: "store: %d blobs, %.2f GiB (%d × %d MiB, %d of 1-8 KiB); load average %@",
+                     store.blobs, Double(store.bytes) / 1_073_741_824, largeBlobs, largeBlobMiB, store.blobs - largeBlobs, loadAverage()))
 
-        let perCore = try opensslSHA256BytesPerSecond()
-        let hardware = perCore * Double(cores)
-        print(String(format: "hardware: openssl speed -evp sha256 -bytes 1048576: %.2f GB/s per core x %d cores = %.2f GB/s",
-                     perCore / 1e9, cores, hardware / 1e9))
+        let limit = try opensslSHA256BytesPerSecond(processes: cores)
+        print(String(format: "SHA-256 limit: openssl speed -multi %d -evp sha256 -bytes 1048576 -seconds 3: %.2f GB/s", cores, limit / 1e9))
+        let gigabytes = { (seconds: Double) in Double(store.bytes) / seconds / 1e9 }
 
-        for (name, root, bytes, count) in [("large", large, largeBytes, largeBlobs), ("small", small, smallBytes, smallBlobs)] {
-            warmPageCache(root)
-            let (wall, hashSeconds, hashed) = try await bestRun(runs) { try await ourVerify(root, jobs: cores) }
-            let pipeline = try best(of: runs) {
-                try measure("/bin/sh", ["-c", "find '\(root.path)/docker/registry/v2/blobs' -name data -print0 | xargs -0 -P\(cores) -n64 sha256sum > /dev/null"])
-            }.seconds
-            let ours = Double(hashed) / hashSeconds
-            let sums = Double(bytes) / pipeline
-            print(String(format: "%@ blobs (%d, %.0f MiB): regkeeper verify %.2f GB/s hashing (%.2f s whole run, %.2f GB/s); sha256sum pipeline %.2f GB/s (%.2f s); %.0f%% of hardware, %.1fx sha256sum",
-                         name, count, Double(bytes) / 1_048_576, ours / 1e9, wall, Double(bytes) / wall / 1e9, sums / 1e9, pipeline,
-                         ours / hardware * 100, ours / sums))
+        warmPageCache(root)
+        _ = try verifyRun(regkeeper, root, cores)
+        var hashPhase: [Double] = []
+        let warm = try bestInterleaved(runs, [
+            ("regkeeper verify", {
+                let run = try verifyRun(regkeeper, root, cores)
+                hashPhase.append(run.hashGBs)
+                return Measurement(seconds: run.seconds, peakBytes: 0)
+            }),
+            ("xargs sha256sum", { try measure("/bin/sh", ["-c", sums]) }),
+        ])
+        print(String(format: "warm: regkeeper verify %.2f GB/s whole process (%.3f s) = %.1f%% of the limit; its hash phase (first shard listed to last record written, scan and graph inside it) %.2f GB/s = %.1f%%; xargs -P%d sha256sum %.2f GB/s (regkeeper %.1fx); load average %@",
+                     gigabytes(warm[0].seconds), warm[0].seconds, gigabytes(warm[0].seconds) / limit * 100e9,
+                     hashPhase.max()!, hashPhase.max()! / limit * 100e9, cores, gigabytes(warm[1].seconds),
+                     warm[1].seconds / warm[0].seconds, loadAverage()))
+        guard cold else { return }
+
+        let dropped = { () throws -> Void in
+            guard (try? "3".write(toFile: "/proc/sys/vm/drop_caches", atomically: false, encoding: .utf8)) != nil else {
+                throw BenchError("cannot drop the page cache (echo 3 > /proc/sys/vm/drop_caches needs root): give --no-cold")
+            }
         }
+        sync()
+        let coldRuns = try bestInterleaved(runs, [
+            ("regkeeper verify", { try dropped(); return Measurement(seconds: try verifyRun(regkeeper, root, cores).seconds, peakBytes: 0) }),
+            ("xargs sha256sum", { try dropped(); return try measure("/bin/sh", ["-c", sums]) }),
+            ("sequential read (cat)", { try dropped(); return try measure("/bin/sh", ["-c", reads]) }),
+        ])
+        print(String(format: "cold: regkeeper verify %.2f GB/s whole process (%.3f s); reading the same files (find | xargs cat) %.2f GB/s: verify at %.1f%% of it; xargs -P%d sha256sum %.2f GB/s (regkeeper %.2fx); load average %@",
+                     gigabytes(coldRuns[0].seconds), coldRuns[0].seconds, gigabytes(coldRuns[2].seconds),
+                     coldRuns[2].seconds / coldRuns[0].seconds * 100, cores, gigabytes(coldRuns[1].seconds),
+                     coldRuns[1].seconds / coldRuns[0].seconds, loadAverage()))
     }
 
-    /// One in-process run on a fresh state database: (wall seconds, hash seconds, bytes hashed).
-    private func ourVerify(_ root: URL, jobs: Int) async throws -> (Double, Double, Int64) {
-        let stateDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("verify-bench-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: stateDirectory) }
-        let state = try StateStore.open(at: stateDirectory.appendingPathComponent("state.db"))
-        var options = VerifyOptions()
-        options.jobs = jobs
+    /// One whole `regkeeper verify` process on a fresh state directory, timed from spawn to
+    /// exit: (wall seconds, the hash phase's own GB/s from its JSON report).
+    private func verifyRun(_ regkeeper: String, _ root: URL, _ jobs: Int) throws -> (seconds: Double, hashGBs: Double) {
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("verify-bench-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: state) }
         let start = ContinuousClock.now
-        let report = try await Verifier(storage: try LocalStorage(root: root.path), state: state, options: options).run()
-        let wall = (ContinuousClock.now - start) / .seconds(1)
-        guard report.isClean else { throw BenchError("the benchmark store is damaged: \(report.findings.first!)") }
-        return (wall, report.hashSeconds, report.counts.bytesHashed)
-    }
-
-    private func bestRun(_ runs: Int, _ body: () async throws -> (Double, Double, Int64)) async throws -> (Double, Double, Int64) {
-        var results: [(Double, Double, Int64)] = []
-        for _ in 0..<max(1, runs) { results.append(try await body()) }
-        return results.min { $0.1 < $1.1 }!
+        let output = try capture(regkeeper, ["verify", "--json", "--jobs", "\(jobs)", "--root", root.path, "--state-dir", state.path])
+        let seconds = (ContinuousClock.now - start) / .seconds(1)
+        struct Report: Decodable {
+            struct Counts: Decodable { var bytesHashed: Int64 }
+            var counts: Counts
+            var hashSeconds: Double
+        }
+        let report = try JSONDecoder().decode(Report.self, from: Data(output.utf8))
+        return (seconds, Double(report.counts.bytesHashed) / report.hashSeconds / 1e9)
     }
 }
 
-/// `openssl speed` prints bytes per second in thousands ("sha256  1923507.81k").
-func opensslSHA256BytesPerSecond() throws -> Double {
-    let output = try capture("/usr/bin/openssl", ["speed", "-evp", "sha256", "-bytes", "1048576", "-seconds", "3"])
+/// The 1-, 5- and 15-minute load averages, which every figure is printed with: the machine is
+/// shared, and a figure taken under load says little of the hardware.
+func loadAverage() -> String {
+    ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?").split(separator: " ").prefix(3).joined(separator: " ")
+}
+
+/// `openssl speed -multi N` prints the sum over its N processes, in thousands of bytes per
+/// second ("sha256  1923507.81k"), each process timed in CPU time.
+func opensslSHA256BytesPerSecond(processes: Int = 1) throws -> Double {
+    let multi = processes > 1 ? ["-multi", "\(processes)"] : []
+    let output = try capture("/usr/bin/openssl", ["speed"] + multi + ["-evp", "sha256", "-bytes", "1048576", "-seconds", "3"])
     guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("sha256") }),
           let field = line.split(separator: " ").last, field.hasSuffix("k"), let thousands = Double(field.dropLast()) else {
         throw BenchError("cannot parse openssl speed output: \(output)")
@@ -127,50 +158,62 @@ func capture(_ executable: String, _ arguments: [String]) throws -> String {
     return String(decoding: output, as: UTF8.self)
 }
 
-/// Random blobs in images (one repository per image, each tagged), written straight to disk
-/// in the registry's layout; reused when its shape marker matches.
-struct BenchStore {
+/// Images as registries hold them, written straight to disk in the registry's layout: each
+/// with a config of 1-3 KiB, a manifest and 6 small layers of 1-8 KiB (8 small blobs an
+/// image), and the first `largeBlobs` images with one large layer too. Reused when its shape
+/// marker matches.
+struct MixedStore {
     let root: URL
-    let blobSizes: [Int]
-    let layersPerImage: Int
+    let largeBlobs: Int
+    let largeBlobBytes: Int
+    let smallBlobs: Int
 
-    /// Returns the bytes of the layer blobs.
-    func ensure() throws -> Int64 {
-        let shape = "\(blobSizes.count) blobs, \(blobSizes.reduce(0, +)) bytes, \(layersPerImage) per image"
+    /// Blobs and the bytes of their data, all of which verify hashes.
+    func ensure() throws -> (blobs: Int, bytes: Int64) {
+        let images = max(largeBlobs, (smallBlobs + 7) / 8)
+        let shape = "mixed: \(images) images, \(largeBlobs) x \(largeBlobBytes) bytes"
         let marker = root.appendingPathComponent("shape")
-        let total = blobSizes.reduce(Int64(0)) { $0 + Int64($1) }
-        if (try? String(contentsOf: marker, encoding: .utf8)) == shape { return total }
+        let totals = root.appendingPathComponent("totals")
+        if (try? String(contentsOf: marker, encoding: .utf8)) == shape,
+           let line = try? String(contentsOf: totals, encoding: .utf8), case let fields = line.split(separator: " "),
+           fields.count == 2, let blobs = Int(fields[0]), let bytes = Int64(fields[1]) {
+            return (blobs, bytes)
+        }
         try? FileManager.default.removeItem(at: root)
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         var random = UInt64(0x5EED)
-        for (image, start) in stride(from: 0, to: blobSizes.count, by: layersPerImage).enumerated() {
+        var blobs = 0
+        var bytes: Int64 = 0
+        func blob(_ data: Data) throws -> Digest {
+            let digest = StoreBuilder.digest(of: data)
+            try put(Layout.blobData(digest), data)
+            blobs += 1
+            bytes += Int64(data.count)
+            return digest
+        }
+        for image in 0..<images {
             let name = RepositoryName("bench/image-\(image)")!
             var layers: [(Digest, Int)] = []
-            for size in blobSizes[start..<min(start + layersPerImage, blobSizes.count)] {
-                let data = Self.randomBytes(size, &random)
-                let digest = try write(data)
-                try link(Layout.layerLink(name, digest), digest)
-                layers.append((digest, size))
+            if image < largeBlobs { layers.append((try blob(Self.randomBytes(largeBlobBytes, &random)), largeBlobBytes)) }
+            for _ in 0..<6 {
+                let size = 1024 + Int(Self.next(&random) % 7168)
+                layers.append((try blob(Self.randomBytes(size, &random)), size))
             }
-            let config = Data(#"{"architecture":"amd64","os":"linux","image":\#(image)}"#.utf8)
-            let configDigest = try write(config)
-            try link(Layout.layerLink(name, configDigest), configDigest)
+            let padding = String(repeating: "0", count: 1000 + Int(Self.next(&random) % 2048))
+            let config = Data(#"{"architecture":"amd64","os":"linux","image":\#(image),"history":"\#(padding)"}"#.utf8)
+            let configDigest = try blob(config)
+            for (digest, _) in layers + [(configDigest, 0)] { try link(Layout.layerLink(name, digest), digest) }
             var manifest = #"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\#(configDigest)","size":\#(config.count)},"layers":["#
             manifest += layers.map { #"{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"\#($0.0)","size":\#($0.1)}"# }.joined(separator: ",")
             manifest += "]}"
-            let digest = try write(Data(manifest.utf8))
+            let digest = try blob(Data(manifest.utf8))
             try link(Layout.revisionLink(name, digest), digest)
             try link(Layout.tagCurrentLink(name, "latest"), digest)
             try link(Layout.tagIndexLink(name, "latest", digest), digest)
         }
+        try "\(blobs) \(bytes)".write(to: totals, atomically: true, encoding: .utf8)
         try shape.write(to: marker, atomically: true, encoding: .utf8)
-        return total
-    }
-
-    private func write(_ data: Data) throws -> Digest {
-        let digest = StoreBuilder.digest(of: data)
-        try put(Layout.blobData(digest), data)
-        return digest
+        return (blobs, bytes)
     }
 
     private func link(_ path: StorePath, _ digest: Digest) throws {
@@ -183,18 +226,20 @@ struct BenchStore {
         try data.write(to: url)
     }
 
-    /// Incompressible bytes (SplitMix64), so that no layer of the stack can shortcut the work.
+    /// SplitMix64.
+    private static func next(_ state: inout UInt64) -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Incompressible bytes, so that no layer of the stack can shortcut the work.
     private static func randomBytes(_ count: Int, _ state: inout UInt64) -> Data {
         var data = Data(count: (count + 7) & ~7)
         data.withUnsafeMutableBytes { raw in
-            let words = raw.bindMemory(to: UInt64.self)
-            for index in words.indices {
-                state &+= 0x9E37_79B9_7F4A_7C15
-                var z = state
-                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-                words[index] = z ^ (z >> 31)
-            }
+            for offset in stride(from: 0, to: raw.count, by: 8) { raw.storeBytes(of: next(&state), toByteOffset: offset, as: UInt64.self) }
         }
         return data.prefix(count)
     }
