@@ -140,6 +140,35 @@ import Testing
         }
     }
 
+    /// A directory of the target replaced by a symbolic link to a copy of it: the merge's
+    /// probe does not follow it, so nothing is taken as present through it; the merge stages
+    /// those members, reports the link and keeps it, and writes nothing through it.
+    @Test func mergeNeverTakesFilesAsPresentThroughASymbolicLink() async throws {
+        try await withTemporaryDirectory { directory in
+            let fixture = try Fixture(root: directory.appendingPathComponent("source"))
+            let archive = directory.appendingPathComponent("full.tar.zst")
+            _ = try await fixture.backup(to: archive, catalog: directory)
+            let target = directory.appendingPathComponent("target")
+            _ = try restore([archive], into: target)
+            let layers = target.appendingPathComponent(Layout.repositoryDirectory("library/app").description + "/_layers")
+            let elsewhere = directory.appendingPathComponent("elsewhere")
+            try FileManager.default.moveItem(at: layers, to: elsewhere)
+            try FileManager.default.createSymbolicLink(at: layers, withDestinationURL: elsewhere)
+            let before = try regularFiles(under: elsewhere.path).sorted()
+
+            let staged = StagedFiles(target: target.path)
+            var executor = RestoreExecutor(target: target.path, options: RestoreOptions(merge: true))
+            executor.reporter = staged
+            let result = try executor.restore(try ArchiveChain([try ArchiveReader(path: archive.path)]))
+            let linkPath = Layout.repositoryDirectory("library/app").description + "/_layers"
+            #expect(!staged.files.isEmpty && staged.files.allSatisfy { $0.hasPrefix(linkPath + "/") }, "\(staged.files)")
+            #expect(result.conflicts == ["\(linkPath): the target holds a file where the archive has a directory (kept it)"], "\(result.conflicts)")
+            let info = try FileManager.default.attributesOfItem(atPath: layers.path)
+            #expect(info[.type] as? FileAttributeType == .typeSymbolicLink, "the target's link is kept")
+            #expect(try regularFiles(under: elsewhere.path).sorted() == before, "nothing written through it")
+        }
+    }
+
     @Test func corruptSourceBlobIsReportedExcludedAndNeverRecorded() async throws {
         try await withTemporaryDirectory { directory in
             let fixture = try Fixture(root: directory.appendingPathComponent("source"))
