@@ -48,6 +48,9 @@ public enum ArchiveError: Error, Sendable, CustomStringConvertible {
     case targetNotADirectory(path: String)
     /// A restore target inside another store's `docker/` tree would nest a store in it.
     case targetInsideStore(target: String, store: String)
+    /// `--merge` could not read a directory or file of the target it must compare with: it
+    /// refuses before placing anything rather than stop half-way.
+    case targetUnreadable(path: String, errno: Errno)
     case outputInsideStore(output: String, store: String)
     case outputDirectoryMissing(path: String)
     /// Parts of the store could not be read (unreadable, symbolic links): an archive without
@@ -100,6 +103,8 @@ public enum ArchiveError: Error, Sendable, CustomStringConvertible {
             "the merge into \(target) stopped after \(placed) rename(s) of files or whole directories: \(cause); the target holds what was placed "
                 + "(blobs before the links naming them); run the same restore --merge again to complete it"
         case .targetNotADirectory(let path): "\(path) exists and is not a directory"
+        case .targetUnreadable(let path, let errno):
+            "\(path): cannot be read (\(errno)); a merge compares every file the target holds with the archive's"
         case .targetInsideStore(let target, let store):
             "\(target) is inside the store at \(store); restore into a store's root (the registry's rootdirectory), not into its tree"
         case .outputInsideStore(let output, let store):

@@ -111,6 +111,8 @@ public struct RestoreExecutor {
             return result
         }
         try reporter.phase("sync") { try staging.sync() }
+        // A merge that could not read part of the target would stop there half-way: refuse now.
+        if let unreadable = staging.unreadableTarget { throw ArchiveError.targetUnreadable(path: unreadable.path, errno: unreadable.errno) }
         try reporter.phase("place") {
             if options.merge {
                 result.conflicts = try StagedTreeMerge(staging: staging.root, target: target).run()

@@ -50,7 +50,7 @@ final class StagingArea {
         if merge {
             let descriptor = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard descriptor >= 0 else { throw .io(path: target, operation: "open directory", errno: .current) }
-            present = TargetFiles(root: descriptor)
+            present = TargetFiles(root: descriptor, path: target)
         }
         writer = StagingWriter(root: root, target: present)
     }
@@ -75,6 +75,9 @@ final class StagingArea {
         defer { writer.close() }
         try content { chunk in writer.append(chunk) }
     }
+
+    /// After `sync`: the first part of a merge's target that could not be read, if any.
+    var unreadableTarget: (path: String, errno: Errno)? { writer.target?.unreadable }
 
     /// Waits for every staged file, then makes them durable with one `syncfs` before anything
     /// is moved into place, instead of an fsync per file.
@@ -111,7 +114,7 @@ private final class StagingWriter: @unchecked Sendable {
 
     private let root: String
     /// A merge's target, whose files members are compared with; nil stages every member.
-    private let target: TargetFiles?
+    let target: TargetFiles?
     private let commands: UnsafeMutablePointer<Command>
     private let buffers: UnsafeMutableRawBufferPointer
     private let tickets = DispatchSemaphore(value: 0)
@@ -326,15 +329,23 @@ private struct ParentDirectories {
 /// A merge's target, read to tell which members it already holds. Directories are opened one
 /// component at a time without following symbolic links, and those of the previous file are
 /// kept open (members come grouped by directory), so each probe costs an open or two; a
-/// directory the target lacks is remembered as absent until the members leave it. Anything
-/// unusual (a symbolic link, a file where a directory belongs, an unreadable directory) makes
-/// the member staged, and the merge that places it then reports or refuses it as before.
+/// directory the target lacks is remembered as absent until the members leave it. A symbolic
+/// link or a file where a directory belongs makes the member staged, and the merge that places
+/// it reports and keeps the target's; anything it cannot read is remembered (`unreadable`), so
+/// that the restore refuses before placing anything.
 final class TargetFiles {
+    private let rootPath: String
     private var root: Int32
+    /// The first directory or file of the target that could not be opened for another reason
+    /// than being absent, a symbolic link or not a directory; read once the writer stopped.
+    private(set) var unreadable: (path: String, errno: Errno)?
     /// The directories of the previous probe, outermost first; -1 where one could not be opened.
     private var opened: [(name: String, descriptor: Int32)] = []
 
-    init(root: Int32) { self.root = root }
+    init(root: Int32, path: String) {
+        self.root = root
+        rootPath = path
+    }
 
     deinit { closeAll() }
 
@@ -350,16 +361,30 @@ final class TargetFiles {
         for component in parents.dropFirst(common) {
             let descriptor = openat(opened.last?.descriptor ?? root, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             opened.append((component, descriptor))
-            if descriptor < 0 { return nil }
+            if descriptor < 0 {
+                noteFailure(opened.map(\.name))
+                return nil
+            }
         }
         let descriptor = openat(opened.last?.descriptor ?? root, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
+        guard descriptor >= 0 else {
+            noteFailure(opened.map(\.name) + [name])
+            return nil
+        }
         var info = stat()
         guard fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFREG, UInt64(info.st_size) == size else {
             Foundation.close(descriptor)
             return nil
         }
         return descriptor
+    }
+
+    /// Remembers the first path that failed to open for a reason other than absence, a symbolic
+    /// link (ELOOP) or a file where a directory belongs (ENOTDIR), which the merge reports.
+    private func noteFailure(_ components: [String]) {
+        let failure = Errno.current
+        guard unreadable == nil, ![ENOENT, ELOOP, ENOTDIR].contains(failure.rawValue) else { return }
+        unreadable = (rootPath + "/" + components.joined(separator: "/"), failure)
     }
 
     /// Whether the file open at `descriptor` holds exactly `bytes`, read one byte past them.

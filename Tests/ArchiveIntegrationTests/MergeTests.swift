@@ -42,4 +42,38 @@ import Testing
             try await expectEveryTagPulls(pushed.store.tagReferences + [("signed/app", pushed.store.referrer.digest)], from: target)
         }
     }
+
+    /// Run as `nobody` over a live store it owns but for one repository's directory: the merge
+    /// cannot compare what that directory holds, so it refuses before placing anything (it
+    /// would otherwise stop half-way), names the directory, and the store is as it was.
+    @Test func anUnreadableDirectoryOfTheTargetIsRefusedBeforeAnythingIsPlaced() async throws {
+        try await withTemporaryDirectory { directory in
+            let pushed = try await PushedStore.push(into: directory)
+            let archive = directory.appendingPathComponent("full.tar.zst")
+            #expect(try Regkeeper.run(["backup", "--root", pushed.root.path, "--output", archive.path, "--quiet"]).status == 0)
+            let target = directory.appendingPathComponent("target")
+            #expect(try Regkeeper.run(["restore", archive.path, "--root", target.path, "--quiet"]).status == 0)
+            let registry = target.appendingPathComponent("docker/registry/v2")
+            // Lost: a repository and a blob, which the merge would bring back.
+            try FileManager.default.removeItem(at: registry.appendingPathComponent("repositories/signed"))
+            let prefix = try FileManager.default.contentsOfDirectory(atPath: registry.appendingPathComponent("blobs/sha256").path).sorted()[0]
+            try FileManager.default.removeItem(at: registry.appendingPathComponent("blobs/sha256/\(prefix)"))
+            try ProcessRunner.runBlocking("/bin/chown", ["-R", "nobody:nogroup", target.path])
+            let hidden = registry.appendingPathComponent("repositories/multi")
+            try ProcessRunner.runBlocking("/bin/chown", ["root:root", hidden.path])
+            #expect(chmod(hidden.path, 0o700) == 0)
+            defer { chmod(hidden.path, 0o755) }
+            let before = try ProcessRunner.runBlocking("/usr/bin/find", [registry.path, "-printf", "%P %s %T@\\n"]).stdoutText
+
+            let refused = try ProcessRunner.runBlocking("/usr/bin/setpriv", [
+                "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", Regkeeper.binary.path,
+                "restore", archive.path, "--root", target.path, "--merge",
+            ], timeout: 300, allowFailure: true)
+            #expect(refused.status == 3, "\(refused.stderrText)")
+            #expect(refused.stderrText.hasPrefix("regkeeper: \(hidden.path)") && refused.stderrText.contains("cannot be read")
+                    && refused.stderrText.hasSuffix("\(target.path) was not changed\n"), "\(refused.stderrText)")
+            #expect(try ProcessRunner.runBlocking("/usr/bin/find", [registry.path, "-printf", "%P %s %T@\\n"]).stdoutText == before)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: target.path).allSatisfy { !$0.hasPrefix(".regkeeper-restore-") })
+        }
+    }
 }
