@@ -67,8 +67,9 @@ final class StagingArea {
 
     /// Creates the file (never replacing one: member paths are unique in a valid archive),
     /// fills it with what `content` hands its sink, sets its mtime. A second member of the
-    /// same path in `archive` fails as `duplicateMember`.
-    /// With `alike` (a merge), the member is left out if the target's file is alike.
+    /// same path in `archive` fails as `duplicateMember`. With `alike` (a merge), the member is
+    /// left out if the target's file is alike; a duplicate of such a member is then left out
+    /// too, harmlessly: neither copy differs from the target's file, which stays.
     func write(_ storePath: StorePath, mtime: TarTimestamp, archive: String, alike: Alike? = nil,
                content: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
         try writer.create(storePath, mtime: mtime, archive: archive, alike: alike)
