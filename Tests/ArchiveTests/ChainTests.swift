@@ -113,11 +113,7 @@ import Testing
     /// listing the staging area when the merge begins placing).
     @Test func mergeStagesOnlyWhatTheTargetLacksOrHoldsOtherwise() async throws {
         try await withTemporaryDirectory { directory in
-            let fixture = try Fixture(root: directory.appendingPathComponent("source"))
-            let archive = directory.appendingPathComponent("full.tar.zst")
-            _ = try await fixture.backup(to: archive, catalog: directory)
-            let target = directory.appendingPathComponent("target")
-            _ = try restore([archive], into: target)
+            let (fixture, archive, target) = try await restoredCopy(in: directory)
             let storage = try LocalStorage(root: target.path)
             // Lost: one repository, one blob. Moved: a tag (a link of the same size, other bytes).
             let lost = target.appendingPathComponent(Layout.repositoryDirectory("team-b/tools/builder").description)
@@ -128,11 +124,8 @@ import Testing
             let moved = Layout.tagCurrentLink("library/app", "v1")
             try storage.writeAtomically(moved, Data(fixture.untagged.manifest.description.utf8), modified: nil)
 
-            let staged = StagedFiles(target: target.path)
-            var executor = RestoreExecutor(target: target.path, options: RestoreOptions(merge: true))
-            executor.reporter = staged
-            let result = try executor.restore(try ArchiveChain([try ArchiveReader(path: archive.path)]))
-            #expect(staged.files.sorted() == (lostFiles + [Layout.blobData(lostBlob).description, moved.description]).sorted())
+            let (result, staged) = try mergeListingStaged(archive, into: target)
+            #expect(staged.sorted() == (lostFiles + [Layout.blobData(lostBlob).description, moved.description]).sorted())
             #expect(result.conflicts.count == 1 && result.conflicts[0].hasPrefix(moved.description), "\(result.conflicts)")
             #expect(try storage.read(moved, limit: 100) == Data(fixture.untagged.manifest.description.utf8), "the target's tag is kept")
             #expect(try regularFiles(under: lost.path).count == lostFiles.count)
@@ -145,23 +138,16 @@ import Testing
     /// those members, reports the link and keeps it, and writes nothing through it.
     @Test func mergeNeverTakesFilesAsPresentThroughASymbolicLink() async throws {
         try await withTemporaryDirectory { directory in
-            let fixture = try Fixture(root: directory.appendingPathComponent("source"))
-            let archive = directory.appendingPathComponent("full.tar.zst")
-            _ = try await fixture.backup(to: archive, catalog: directory)
-            let target = directory.appendingPathComponent("target")
-            _ = try restore([archive], into: target)
+            let (_, archive, target) = try await restoredCopy(in: directory)
             let layers = target.appendingPathComponent(Layout.repositoryDirectory("library/app").description + "/_layers")
             let elsewhere = directory.appendingPathComponent("elsewhere")
             try FileManager.default.moveItem(at: layers, to: elsewhere)
             try FileManager.default.createSymbolicLink(at: layers, withDestinationURL: elsewhere)
             let before = try regularFiles(under: elsewhere.path).sorted()
 
-            let staged = StagedFiles(target: target.path)
-            var executor = RestoreExecutor(target: target.path, options: RestoreOptions(merge: true))
-            executor.reporter = staged
-            let result = try executor.restore(try ArchiveChain([try ArchiveReader(path: archive.path)]))
+            let (result, staged) = try mergeListingStaged(archive, into: target)
             let linkPath = Layout.repositoryDirectory("library/app").description + "/_layers"
-            #expect(!staged.files.isEmpty && staged.files.allSatisfy { $0.hasPrefix(linkPath + "/") }, "\(staged.files)")
+            #expect(!staged.isEmpty && staged.allSatisfy { $0.hasPrefix(linkPath + "/") }, "\(staged)")
             #expect(result.conflicts == ["\(linkPath): the target holds a file where the archive has a directory (kept it)"], "\(result.conflicts)")
             let info = try FileManager.default.attributesOfItem(atPath: layers.path)
             #expect(info[.type] as? FileAttributeType == .typeSymbolicLink, "the target's link is kept")
@@ -232,6 +218,26 @@ import Testing
             #expect(report.isValid, "\(report)")
         }
     }
+}
+
+/// The fixture's store backed up in full and restored into `target`: what a merge runs against.
+private func restoredCopy(in directory: URL) async throws -> (Fixture, archive: URL, target: URL) {
+    let fixture = try Fixture(root: directory.appendingPathComponent("source"))
+    let archive = directory.appendingPathComponent("full.tar.zst")
+    _ = try await fixture.backup(to: archive, catalog: directory)
+    let target = directory.appendingPathComponent("target")
+    _ = try restore([archive], into: target)
+    return (fixture, archive, target)
+}
+
+/// `restore --merge` of `archive` into `target`, and the files it had staged when it began
+/// placing them.
+private func mergeListingStaged(_ archive: URL, into target: URL) throws -> (RestoreResult, staged: [String]) {
+    let staged = StagedFiles(target: target.path)
+    var executor = RestoreExecutor(target: target.path, options: RestoreOptions(merge: true))
+    executor.reporter = staged
+    let result = try executor.restore(try ArchiveChain([try ArchiveReader(path: archive.path)]))
+    return (result, staged.files)
 }
 
 /// Paths of the regular files under `root`, relative to it.
