@@ -55,6 +55,19 @@ struct PushedStore {
         let store = try await SampleStore.push(to: RegistryClient(server: server), seed: seed, layerSize: layerSize)
         return PushedStore(root: root, store: store)
     }
+
+    /// A pushed store, its full backup (`full.tar.zst`) and a restore of it into `target`,
+    /// all through the binary: the live store a merge or a restore check then runs against.
+    static func backedUpAndRestored(in directory: URL) async throws -> (PushedStore, archive: URL, target: URL) {
+        let pushed = try await push(into: directory)
+        let archive = directory.appendingPathComponent("full.tar.zst")
+        let backup = try Regkeeper.run(["backup", "--root", pushed.root.path, "--output", archive.path, "--quiet"])
+        try #require(backup.status == 0, "\(backup)")
+        let target = directory.appendingPathComponent("target")
+        let restore = try Regkeeper.run(["restore", archive.path, "--root", target.path, "--quiet"])
+        try #require(restore.status == 0, "\(restore)")
+        return (pushed, archive, target)
+    }
 }
 
 /// Serves `root` with the real registry and pulls every reference with every platform.

@@ -10,11 +10,7 @@ import Testing
 @Suite(.serialized) struct MergeTests {
     @Test func anInterruptedMergeIsCompletedByTheNextRun() async throws {
         try await withTemporaryDirectory { directory in
-            let pushed = try await PushedStore.push(into: directory)
-            let archive = directory.appendingPathComponent("full.tar.zst")
-            #expect(try Regkeeper.run(["backup", "--root", pushed.root.path, "--output", archive.path, "--quiet"]).status == 0)
-            let target = directory.appendingPathComponent("target")
-            #expect(try Regkeeper.run(["restore", archive.path, "--root", target.path, "--quiet"]).status == 0)
+            let (pushed, archive, target) = try await PushedStore.backedUpAndRestored(in: directory)
 
             // The live store lost some blobs and a repository; its repositories directory
             // refuses new entries (immutable), so the merge stops after placing the blobs.
@@ -48,11 +44,7 @@ import Testing
     /// would otherwise stop half-way), names the directory, and the store is as it was.
     @Test func anUnreadableDirectoryOfTheTargetIsRefusedBeforeAnythingIsPlaced() async throws {
         try await withTemporaryDirectory { directory in
-            let pushed = try await PushedStore.push(into: directory)
-            let archive = directory.appendingPathComponent("full.tar.zst")
-            #expect(try Regkeeper.run(["backup", "--root", pushed.root.path, "--output", archive.path, "--quiet"]).status == 0)
-            let target = directory.appendingPathComponent("target")
-            #expect(try Regkeeper.run(["restore", archive.path, "--root", target.path, "--quiet"]).status == 0)
+            let (_, archive, target) = try await PushedStore.backedUpAndRestored(in: directory)
             let registry = target.appendingPathComponent("docker/registry/v2")
             // Lost: a repository and a blob, which the merge would bring back.
             try FileManager.default.removeItem(at: registry.appendingPathComponent("repositories/signed"))

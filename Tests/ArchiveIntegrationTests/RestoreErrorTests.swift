@@ -130,11 +130,7 @@ import Testing
     /// them).
     @Test func linkMtimesKeepTheirNanoseconds() async throws {
         try await withTemporaryDirectory { directory in
-            let pushed = try await PushedStore.push(into: directory)
-            let archive = directory.appendingPathComponent("full.tar.zst")
-            #expect(try Regkeeper.run(["backup", "--root", pushed.root.path, "--output", archive.path, "--quiet"]).status == 0)
-            let target = directory.appendingPathComponent("target")
-            #expect(try Regkeeper.run(["restore", archive.path, "--root", target.path, "--quiet"]).status == 0)
+            let (pushed, _, target) = try await PushedStore.backedUpAndRestored(in: directory)
             let repositories = target.appendingPathComponent("docker/registry/v2/repositories")
             let links = try FileManager.default.subpathsOfDirectory(atPath: repositories.path).filter { $0.hasSuffix("/link") }
             #expect(links.count > 10)
