@@ -52,7 +52,7 @@ import Testing
             let builder = StoreBuilder(storage: try LocalStorage(root: source.path))
             let random = FileHandle(forReadingAtPath: "/dev/urandom")!
             let layers = (0..<6).map { _ in random.readData(ofLength: 48 << 20) }
-            try builder.image("big/app", tag: "v1", layers: layers)
+            let big = try builder.image("big/app", tag: "v1", layers: layers)
             let references = store.tagReferences + [("big/app", "v1")]
 
             let archive = directory.appendingPathComponent("full.tar.zst")
@@ -80,6 +80,24 @@ import Testing
             #expect(!FileManager.default.fileExists(atPath: target.appendingPathComponent("docker").path), "no half store")
             let (restoreStatus, restoreOutput) = try Self.run(restore)
             #expect(restoreStatus == 0, "\(restoreOutput)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: target.path).allSatisfy { !$0.hasPrefix(".regkeeper-restore-") })
+
+            // The store loses big/app and its layers; a merge bringing them back is killed while
+            // it stages them: the target is left as it was, and the rerun completes it.
+            let registry = target.appendingPathComponent("docker/registry/v2")
+            try FileManager.default.removeItem(at: registry.appendingPathComponent("repositories/big"))
+            for layer in big.layers { try FileManager.default.removeItem(at: target.appendingPathComponent(Layout.blobData(layer).description).deletingLastPathComponent()) }
+            let lost = try ProcessRunner.runBlocking("/usr/bin/find", [registry.path, "-printf", "%P %s %T@\\n"]).stdoutText
+            let merge = ["restore", archive.path, "--root", target.path, "--merge", "--quiet"]
+            let killedMerge = try await Self.killMidway(merge) {
+                guard let staging = (try? FileManager.default.contentsOfDirectory(atPath: target.path))?.first(where: { $0.hasPrefix(".regkeeper-restore-") }) else { return false }
+                let blobs = target.appendingPathComponent(staging).appendingPathComponent("docker/registry/v2/blobs/sha256")
+                return ((try? FileManager.default.subpathsOfDirectory(atPath: blobs.path)) ?? []).filter { $0.hasSuffix("/data") }.count >= 3
+            }
+            #expect(killedMerge, "the merge finished before it could be killed")
+            #expect(try ProcessRunner.runBlocking("/usr/bin/find", [registry.path, "-printf", "%P %s %T@\\n"]).stdoutText == lost, "the killed merge placed nothing")
+            let (mergeStatus, mergeOutput) = try Self.run(merge)
+            #expect(mergeStatus == 0, "\(mergeOutput)")
             #expect(try FileManager.default.contentsOfDirectory(atPath: target.path).allSatisfy { !$0.hasPrefix(".regkeeper-restore-") })
             let served = try await RegistryServer.start(root: target)
             defer { served.stop() }
