@@ -105,7 +105,9 @@ import Testing
                 }
                 return tags
             }()
-            for round in 0..<4 {
+            // Four rounds at least, more until pushes have been acknowledged beside the merges
+            // (a loaded machine pushes slowly).
+            for round in 0..<40 where round < 4 || pushedDuringMerges.load(ordering: .relaxed) < 4 {
                 if round > 0 {
                     // Lost again: a few of the archive's blobs (never a pushed one).
                     for digest in archived.dropFirst(round).enumerated().filter({ $0.offset.isMultiple(of: 4) }).map(\.element) {

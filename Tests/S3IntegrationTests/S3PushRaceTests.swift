@@ -76,7 +76,10 @@ import Testing
             return (all, run)
         }
         let gc = try #require(gcRun)
-        #expect(gc.status == 0, "\(gc.stderr)")
+        // A delete radosgw refuses for one key while the registry writes that very key (a push
+        // tagging the manifest gc was taking out) is no loss: gc keeps the object, exits 4 and
+        // names it; what counts is that every acknowledged push is served below.
+        #expect(gc.status == 0 || (gc.status == 4 && gc.stderr.contains("DeleteObjects refused it")), "\(gc.stderr)")
         // The race is real: pushes linked items gc had taken out of sight, and it put them back.
         #expect(gc.stdout.contains("put back for pushes during the run"), "\(gc.stdout)")
         print("S3 race (\(deleteUntagged ? "--delete-untagged" : "plain")): \(acknowledged.count) pushes acknowledged; gc: \(gc.stdout)")
