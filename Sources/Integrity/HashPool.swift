@@ -41,6 +41,9 @@ final class HashPool: Sendable {
         var taken = 0
     }
 
+    private let storage: any StoreStorage
+    private let twoAtOnce: Bool
+    /// Hashes blobs one at a time where the CPU lacks SHA extensions.
     private let hasher: BlobHasher
     private let order: Order
     private let deadline: ContinuousClock.Instant?
@@ -59,7 +62,9 @@ final class HashPool: Sendable {
     let results: AsyncStream<[Result]>
     static let batchSize = 64
 
-    init(storage: any StoreStorage, jobs: Int, order: Order, deadline: ContinuousClock.Instant?, reporter: any ProgressReporter) {
+    init(storage: any StoreStorage, jobs: Int, order: Order, deadline: ContinuousClock.Instant?, twoAtOnce: Bool, reporter: any ProgressReporter) {
+        self.storage = storage
+        self.twoAtOnce = twoAtOnce
         hasher = BlobHasher(storage: storage)
         self.order = order
         self.deadline = deadline
@@ -129,30 +134,32 @@ final class HashPool: Sendable {
         return body(&state)
     }
 
-    /// The next blob to hash; nil when there is none left or the run stopped. Calls
-    /// `beforeWaiting` (without the lock) when it has to wait for blobs to be added.
-    private func next(beforeWaiting: () -> Void) -> BlobStatus? {
+    /// The next blob to hash; `.done` when there is none left or the run stopped. Without
+    /// `wait`, `.notYet` when blobs may still be added; with it, waits for them, calling
+    /// `beforeWaiting` (without the lock) first.
+    private func next(wait: Bool, beforeWaiting: () -> Void) -> TwoLaneHasher.Take {
         condition.lock()
         defer { condition.unlock() }
         var handedOver = false
         while true {
-            if state.stopped { return nil }
+            if state.stopped { return .done }
             if let deadline, ContinuousClock.now >= deadline {
                 state.stopped = true
                 condition.broadcast()
-                return nil
+                return .done
             }
             if state.nextFirst < state.first.count {
                 state.nextFirst += 1
                 state.taken += 1
-                return state.first[state.nextFirst - 1]
+                return .blob(state.first[state.nextFirst - 1])
             }
             if state.addingDone {
-                guard state.nextLast < state.last.count else { return nil }
+                guard state.nextLast < state.last.count else { return .done }
                 state.nextLast += 1
                 state.taken += 1
-                return state.last[state.nextLast - 1]
+                return .blob(state.last[state.nextLast - 1])
             }
+            if !wait { return .notYet }
             if !handedOver {
                 condition.unlock()
                 beforeWaiting()
@@ -171,10 +178,18 @@ final class HashPool: Sendable {
             continuation.yield(batch)
             batch.removeAll(keepingCapacity: true)
         }
-        while let blob = next(beforeWaiting: handOver) {
-            batch.append(Result(blob: blob, outcome: hasher.hash(blob.digest, size: blob.size) { meter.add(bytes: $0) }))
+        func finished(_ blob: BlobStatus, _ outcome: HashOutcome) {
+            batch.append(Result(blob: blob, outcome: outcome))
             meter.finishedFile()
             if batch.count >= Self.batchSize || blob.size >= BlobHasher.chunkSize { handOver() }
+        }
+        if twoAtOnce {
+            TwoLaneHasher(storage: storage).run(
+                take: { next(wait: $0, beforeWaiting: handOver) }, progress: { meter.add(bytes: $0) }, finished: finished)
+        } else {
+            while case .blob(let blob) = next(wait: true, beforeWaiting: handOver) {
+                finished(blob, hasher.hash(blob.digest, size: blob.size) { meter.add(bytes: $0) })
+            }
         }
         handOver()
         if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { continuation.finish() }

@@ -15,6 +15,9 @@ public struct Verifier: Sendable {
     public let findings: @Sendable (IntegrityFinding) -> Void
     /// Injected, so tests can age verification records without sleeping.
     public let now: @Sendable () -> Date
+    /// Whether blobs are hashed two at a time (`TwoLaneHasher`): wherever the CPU allows;
+    /// tests turn it off to run the one-at-a-time path such CPUs take.
+    var hashesTwoAtOnce = SHA256Blocks.isAvailable
 
     public init(
         storage: any StoreStorage, state: StateStore, options: VerifyOptions,
@@ -65,7 +68,8 @@ public struct Verifier: Sendable {
         let records = options.maxAge != nil || !streaming ? try await verificationRecords(in: opening.value) : [:]
         let cutoff = ScrubSchedule.cutoff(now: startedAt, maxAge: options.maxAge)
 
-        let pool = HashPool(storage: storage, jobs: jobs, order: streaming ? .largeFirst : .asAdded, deadline: deadline, reporter: reporter)
+        let pool = HashPool(storage: storage, jobs: jobs, order: streaming ? .largeFirst : .asAdded, deadline: deadline,
+                            twoAtOnce: hashesTwoAtOnce, reporter: reporter)
         reporter.phaseStarted("scan")
         let scanStart = ContinuousClock.now
         reporter.phaseStarted("hash")
@@ -92,11 +96,8 @@ public struct Verifier: Sendable {
                 walk.unstatable += shard.unstatable
                 walk.findings += shard.findings
             }
-            let (repositories, repositoryFindings) = try await scannedRepositories
-            let layoutFindings = repositoryFindings + blobFindings + walk.findings
-            reporter.phaseFinished("scan", elapsed: ContinuousClock.now - scanStart)
-            let state = try await opening.value
-
+            // Every blob is known once `blobs/` is walked: the small ones start now, while the
+            // repositories may still be scanned (with a cold cache, much the longer part).
             let schedule: ScrubSchedule
             if streaming {
                 let recentlyVerified = walk.statuses.count(where: { ScrubSchedule.isRecentlyVerified($0, records[$0.digest.description], cutoff: cutoff) })
@@ -106,6 +107,11 @@ public struct Verifier: Sendable {
                 pool.add(schedule.toHash)
             }
             pool.finishAdding()
+
+            let (repositories, repositoryFindings) = try await scannedRepositories
+            let layoutFindings = repositoryFindings + blobFindings + walk.findings
+            reporter.phaseFinished("scan", elapsed: ContinuousClock.now - scanStart)
+            let state = try await opening.value
 
             for finding in layoutFindings.sorted(by: { $0.path < $1.path }) { emit(IntegrityFinding(finding)) }
             let present = Set(walk.statuses.map(\.digest) + walk.unstatable.map(\.0))
@@ -153,9 +159,11 @@ public struct Verifier: Sendable {
         return report
     }
 
-    /// Threads that list the store and read its links and manifests: four per core, so that
-    /// with a cold cache enough reads are in flight to keep the disk busy.
-    static func scanThreads(jobs: Int) -> Int { 4 * jobs }
+    /// Threads that list the store and read its links and manifests: sixteen per core, so that
+    /// with a cold cache enough of these small, scattered reads are in flight to keep the disk
+    /// busy. Measured with `regkeeper-bench verify`'s store, cold: 0.78 s against 0.90 s with
+    /// four per core (reading the blobs with `cat`: 0.80 s); warm, the same within noise.
+    static func scanThreads(jobs: Int) -> Int { 16 * jobs }
 
     private func verificationRecords(in state: StateStore) async throws -> [String: VerificationRecord] {
         do {

@@ -1,5 +1,5 @@
 import Foundation
-import Integrity
+@testable import Integrity
 import RegistryModel
 import RegistryStore
 import StateDatabase
@@ -8,9 +8,12 @@ import Testing
 
 /// Hashing runs beside the scan, small blobs on one path and blobs larger than one read on
 /// another: whatever the number of threads, every blob is hashed once, recorded once, and
-/// judged against the whole reference graph.
+/// judged against the whole reference graph; the same with blobs hashed two at a time and
+/// one at a time (CPUs without SHA extensions).
 @Suite struct PipelineTests {
-    @Test(arguments: [1, 2, 5]) func largeAndSmallBlobsAreEachHashedAndRecordedOnce(_ jobs: Int) async throws {
+    @Test(arguments: [1, 2, 5], [true, false])
+    func largeAndSmallBlobsAreEachHashedAndRecordedOnce(_ jobs: Int, _ twoAtOnce: Bool) async throws {
+        guard !twoAtOnce || SHA256Blocks.isAvailable else { return }
         let fixture = try Fixture(.local)
         // Larger than one read, so they take the large blobs' path; one of them shared.
         let big = (0..<3).map { layerBytes("big-\($0)", size: BlobHasher.chunkSize * 2 + 1000 * $0) }
@@ -24,8 +27,9 @@ import Testing
         var options = VerifyOptions()
         options.jobs = jobs
         let consumed = Consumed()
-        let report = try await Verifier(storage: fixture.storage, state: try fixture.state(), options: options,
-                                        findings: { consumed.append($0) }).run()
+        var verifier = Verifier(storage: fixture.storage, state: try fixture.state(), options: options, findings: { consumed.append($0) })
+        verifier.hashesTwoAtOnce = twoAtOnce
+        let report = try await verifier.run()
 
         let all = fixture.allBlobs.union(first.blobs).union(second.blobs)
         #expect(report.seen == [
