@@ -177,6 +177,23 @@ public final class LocalStorage: StoreStorage {
     public func readWithStatus(_ path: StorePath, limit: Int) throws(StorageError) -> (data: Data, status: FileStatus) {
         let descriptor = try openBeneath(path, O_RDONLY | O_NOFOLLOW, operation: "open")
         defer { close(descriptor) }
+        return try Self.readWhole(descriptor, path, limit: limit)
+    }
+
+    public func list(_ directory: StorePath, reading file: String, limit: Int) throws(StorageError) -> [ReadEntry] {
+        try withDirectory(directory) { descriptor, entries in
+            entries.map { entry in
+                guard entry.kind == .directory else { return ReadEntry(entry: entry, file: nil) }
+                let opened = regkeeper_open_beneath(descriptor, entry.name + "/" + file, O_RDONLY | O_NOFOLLOW, 0)
+                guard opened >= 0 else { return ReadEntry(entry: entry, file: nil) }
+                defer { close(opened) }
+                return ReadEntry(entry: entry, file: try? Self.readWhole(opened, directory.appending(trusted: entry.name, file), limit: limit))
+            }
+        }
+    }
+
+    /// The content of an open file of at most `limit` bytes, and its status.
+    private static func readWhole(_ descriptor: Int32, _ path: StorePath, limit: Int) throws(StorageError) -> (data: Data, status: FileStatus) {
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { throw Self.error("stat", path, .current) }
         guard Int(info.st_size) <= limit else {

@@ -92,6 +92,11 @@ public protocol StoreStorage: Sendable {
     /// probe is nil): a blob shard's unmarked blobs, where marked ones must cost no more than
     /// their directory entry on a filesystem, and a flat listing already answers for all on S3.
     func list(_ directory: StorePath, probing probe: String, where select: (String) -> Bool) throws(StorageError) -> [ProbedEntry]
+    /// Entries of a directory and, for each child directory, the content and status of its
+    /// file `file` read as `readWithStatus(_:limit:)` would: a repository's `_layers/sha256/`
+    /// with every link in it. A filesystem opens each from the listed directory (two path
+    /// components instead of seven, for thousands of links a scan).
+    func list(_ directory: StorePath, reading file: String, limit: Int) throws(StorageError) -> [ReadEntry]
     /// Streams a file's content through `body` in chunks of about `chunkSize` bytes.
     func readChunks(_ path: StorePath, chunkSize: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
     /// Opens a file for reads into the caller's buffer, so an archive writer can fill its own
@@ -144,6 +149,20 @@ public struct StoreFile: Sendable, Hashable {
     }
 }
 
+/// A listed child and what its file held, for `list(_:reading:limit:)`.
+public struct ReadEntry: Sendable {
+    public var entry: DirectoryEntry
+    /// Content and status of the file; nil when the child is not a directory or its file
+    /// could not be read as `readWithStatus` reads (absent, a symbolic link, unreadable, too
+    /// large): callers that must tell these apart look again with the path.
+    public var file: (data: Data, status: FileStatus)?
+
+    public init(entry: DirectoryEntry, file: (data: Data, status: FileStatus)?) {
+        self.entry = entry
+        self.file = file
+    }
+}
+
 public struct ProbedEntry: Sendable, Hashable {
     public var entry: DirectoryEntry
     /// Status of the probed file; nil when it is absent or could not be checked.
@@ -184,6 +203,16 @@ extension StoreStorage {
     }
 
     public var prefersRecursiveListing: Bool { false }
+
+    /// Drivers without a cheaper way read each child's file in turn.
+    public func list(_ directory: StorePath, reading file: String, limit: Int) throws(StorageError) -> [ReadEntry] {
+        try list(directory).map { entry in
+            guard entry.kind == .directory, let path = directory.appending(entry.name)?.appending(file) else {
+                return ReadEntry(entry: entry, file: nil)
+            }
+            return ReadEntry(entry: entry, file: try? readWithStatus(path, limit: limit))
+        }
+    }
 
     /// Drivers without a cheaper way stat each selected child's file in turn.
     public func list(_ directory: StorePath, probing probe: String, where select: (String) -> Bool) throws(StorageError) -> [ProbedEntry] {

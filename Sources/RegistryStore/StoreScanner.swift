@@ -170,29 +170,42 @@ public struct StoreScanner: Sendable {
     private func digestLinks(
         _ directory: StorePath, _ algorithm: Digest.Algorithm, _ findings: inout [StoreFinding]
     ) -> [(Digest, Link?)] {
-        let entries = listing(directory, &findings)
+        // Each link is read from the listed directory; one that could not be is looked at
+        // again by its path, which tells absent, symbolic link and unreadable apart.
+        let entries: [ReadEntry]
+        do {
+            entries = try storage.list(directory, reading: Layout.linkFileName, limit: Self.linkSizeLimit)
+        } catch .notFound {
+            return []
+        } catch {
+            findings.append(finding(reading: directory, error))
+            return []
+        }
         var links: [(Digest, Link?)] = []
         links.reserveCapacity(entries.count)
-        for entry in entries {
+        for read in entries {
+            let entry = read.entry
             guard let path = directory.appending(entry.name),
                   expectDirectory(entry, at: path, otherwise: "not a digest directory", &findings) else { continue }
             guard let digest = Digest(algorithm: algorithm, hex: entry.name) else {
                 findings.append(.stray(path: path, reason: "not a digest directory"))
                 continue
             }
-            links.append((digest, readLink(path.appending(trusted: Layout.linkFileName), recovering: digest, &findings)))
+            links.append((digest, readLink(path.appending(trusted: Layout.linkFileName), recovering: digest, read: read.file, &findings)))
         }
         return links
     }
 
     /// Reads a link file. Nil when there is none; a damaged one is reported and, when its path
-    /// names a digest, recovered from that.
-    public func readLink(_ path: StorePath, recovering fallback: Digest?, _ findings: inout [StoreFinding]) -> Link? {
+    /// names a digest, recovered from that. `read`: its content and status when already read.
+    public func readLink(
+        _ path: StorePath, recovering fallback: Digest?, read: (data: Data, status: FileStatus)? = nil, _ findings: inout [StoreFinding]
+    ) -> Link? {
         let status: FileStatus
         let data: Data
         // A plain file is read with its status in one go (one GET on S3 instead of a HEAD and
         // a GET); anything else (absent, a link, unreadable) is told apart after a stat.
-        if let (bytes, found) = try? storage.readWithStatus(path, limit: Self.linkSizeLimit) {
+        if let (bytes, found) = read ?? (try? storage.readWithStatus(path, limit: Self.linkSizeLimit)) {
             (data, status) = (bytes, found)
         } else {
             do {

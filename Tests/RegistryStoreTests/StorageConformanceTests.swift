@@ -96,6 +96,28 @@ import Testing
         }
     }
 
+    /// A repository's layer links in one pass: each child's link read with its status; a child
+    /// without one, a link too large and a plain file come back without content.
+    @Test func listReadingReadsEachChildsFile() async throws {
+        for (name, storage) in try await Self.drivers() {
+            let layers = StorePath(relative: "docker/registry/v2/repositories/app/_layers/sha256")!
+            let modified = Date(timeIntervalSince1970: 1_700_000_000)
+            try storage.writeAtomically(layers.appending("aa")!.appending("link")!, Data("sha256:aa".utf8), modified: modified)
+            try storage.writeAtomically(layers.appending("bb")!.appending("other")!, Data("x".utf8), modified: nil)
+            try storage.writeAtomically(layers.appending("cc")!.appending("link")!, Data(repeating: 0x61, count: 200), modified: nil)
+            try storage.writeAtomically(layers.appending("stray")!, Data("x".utf8), modified: nil)
+            let read = try storage.list(layers, reading: "link", limit: 100).sorted { $0.entry.name < $1.entry.name }
+            #expect(read.map(\.entry) == [
+                DirectoryEntry(name: "aa", kind: .directory), DirectoryEntry(name: "bb", kind: .directory),
+                DirectoryEntry(name: "cc", kind: .directory), DirectoryEntry(name: "stray", kind: .file),
+            ], "\(name)")
+            #expect(read.map { $0.file.map { String(decoding: $0.data, as: UTF8.self) } } == ["sha256:aa", nil, nil, nil], "\(name)")
+            let status = try #require(read[0].file?.status)
+            #expect(status.kind == .file && status.size == 9 && abs(status.modified.timeIntervalSince(modified)) < 0.001, "\(name)")
+            #expect(throws: StorageError.notFound(layers.appending("none")!), "\(name)") { try storage.list(layers.appending("none")!, reading: "link", limit: 100) }
+        }
+    }
+
     @Test func pathsCannotEscape() {
         #expect(StorePath(relative: "../x") == nil)
         #expect(StorePath(relative: "a/../../x") == nil)
@@ -133,6 +155,27 @@ import Testing
         #expect(try storage.remove(StorePath(relative: "docker/registry/v2/blobs/evil")!))
         #expect(try storage.remove(fileLink))
         #expect(manager.fileExists(atPath: outside.appendingPathComponent("data").path))
+    }
+
+    /// Reading every child's link never reads through a symbolic link: not a link that is one,
+    /// not a child directory that is one.
+    @Test func listReadingNeverFollowsSymlinks() async throws {
+        try await withTemporaryDirectory { base in
+            let manager = FileManager.default
+            let layers = base.appendingPathComponent("root/docker/registry/v2/repositories/app/_layers/sha256")
+            let outside = base.appendingPathComponent("outside")
+            try manager.createDirectory(at: layers.appendingPathComponent("aa"), withIntermediateDirectories: true)
+            try manager.createDirectory(at: outside.appendingPathComponent("cc"), withIntermediateDirectories: true)
+            try Data("sha256:outside".utf8).write(to: outside.appendingPathComponent("cc/link"))
+            try manager.createSymbolicLink(at: layers.appendingPathComponent("aa/link"), withDestinationURL: outside.appendingPathComponent("cc/link"))
+            try manager.createSymbolicLink(at: layers.appendingPathComponent("cc"), withDestinationURL: outside.appendingPathComponent("cc"))
+
+            let storage = try LocalStorage(root: base.appendingPathComponent("root").path)
+            let read = try storage.list(StorePath(relative: "docker/registry/v2/repositories/app/_layers/sha256")!, reading: "link", limit: 100)
+                .sorted { $0.entry.name < $1.entry.name }
+            #expect(read.map(\.entry) == [DirectoryEntry(name: "aa", kind: .directory), DirectoryEntry(name: "cc", kind: .symlink)])
+            #expect(read.allSatisfy { $0.file == nil })
+        }
     }
 }
 
