@@ -50,12 +50,12 @@ demo: deps
 	$(SWIFT) build -c release --product regkeeper-demo
 	.build/release/regkeeper-demo
 
-bench: deps
+bench: deps static
 	$(SWIFT) build -c release
 	.build/release/regkeeper-bench gc --sweep
 	.build/release/regkeeper-bench gc --s3
 	.build/release/regkeeper-bench retain
-	.build/release/regkeeper-bench verify
+	.build/release/regkeeper-bench verify --regkeeper $(STATIC_SCRATCH)/release/regkeeper
 	.build/release/regkeeper-bench pulls
 	.build/release/regkeeper-bench backup --runs 5 --directory $(BACKUP_BENCH_DIR)
 
