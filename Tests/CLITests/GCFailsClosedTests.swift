@@ -66,6 +66,34 @@ import Testing
         }
     }
 
+    /// verify reads every repository's layer links from their listed directory: a digest
+    /// directory or a link the user cannot read is named as unreadable, exactly as when read
+    /// by its path; gc, which needs only the directory's name, keeps what it links.
+    @Test(arguments: [false, true])
+    func anUnreadableLayerLinkIsNamedForAnUnprivilegedUser(hidingItsDirectory: Bool) async throws {
+        try await Self.withStore { store in
+            try ProcessRunner.runBlocking("/bin/chown", ["-R", "nobody:nogroup", store.root.path])
+            let layers = store.registry.appendingPathComponent("repositories/library/app/_layers/sha256")
+            let digest = try #require(try FileManager.default.contentsOfDirectory(atPath: layers.path).sorted().first)
+            let hidden = hidingItsDirectory ? layers.appendingPathComponent(digest) : layers.appendingPathComponent(digest).appendingPathComponent("link")
+            try ProcessRunner.runBlocking("/bin/chmod", ["000", hidden.path])
+            defer { try? ProcessRunner.runBlocking("/bin/chmod", [hidingItsDirectory ? "755" : "644", hidden.path]) }
+            let state = store.root.deletingLastPathComponent().appendingPathComponent("state")
+            try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
+            try ProcessRunner.runBlocking("/bin/chown", ["nobody:nogroup", state.path])
+            let verify = try Self.regkeeperAsNobody(["verify", "--root", store.root.path, "--state-dir", state.path])
+            #expect(verify.status == 5, "\(verify.stdout)\(verify.stderr)")
+            let named = verify.stdout.split(separator: "\n").filter { $0.contains("repositories/library/app/_layers/sha256/\(digest)/link") }
+            #expect(named.count == 1 && named[0].contains("unreadable") && named[0].contains("Permission denied"), "\(verify.stdout)")
+
+            let gc = try Self.regkeeperAsNobody(Self.gc + ["--root", store.root.path])
+            #expect(gc.status == 0, "\(gc.stderr)")
+            try ProcessRunner.runBlocking("/bin/chmod", [hidingItsDirectory ? "755" : "644", hidden.path])
+            #expect(FileManager.default.fileExists(atPath: store.registry.appendingPathComponent("blobs/sha256/\(digest.prefix(2))/\(digest)/data").path))
+            try await store.expectEveryTagPulls()
+        }
+    }
+
     /// The registry follows these links and serves through them; gc will not follow them, so
     /// it must not treat what lies behind them as garbage.
     @Test(arguments: ["repositories", "repositories/library", "repositories/library/app/_manifests", "repositories/library/app/_manifests/revisions"])
