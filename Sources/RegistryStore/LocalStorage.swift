@@ -174,8 +174,13 @@ public final class LocalStorage: StoreStorage {
         return FileStatus(kind: Self.kind(info.st_mode), size: Int64(info.st_size), modified: Self.date(info.st_mtim))
     }
 
+    /// Opening for reading never waits: a FIFO (or device) placed where a file belongs would
+    /// otherwise hold the open, and the run, until a writer came. Such a file is then refused
+    /// as not a regular file, naming its path.
+    private static let readFlags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK
+
     public func readWithStatus(_ path: StorePath, limit: Int) throws(StorageError) -> (data: Data, status: FileStatus) {
-        let descriptor = try openBeneath(path, O_RDONLY | O_NOFOLLOW, operation: "open")
+        let descriptor = try openBeneath(path, Self.readFlags, operation: "open")
         defer { close(descriptor) }
         return try Self.readWhole(descriptor, path, limit: limit)
     }
@@ -184,7 +189,7 @@ public final class LocalStorage: StoreStorage {
         try withDirectory(directory) { descriptor, entries in
             entries.map { entry in
                 guard entry.kind == .directory else { return ReadEntry(entry: entry, file: nil) }
-                let opened = regkeeper_open_beneath(descriptor, entry.name + "/" + file, O_RDONLY | O_NOFOLLOW, 0)
+                let opened = regkeeper_open_beneath(descriptor, entry.name + "/" + file, Self.readFlags, 0)
                 guard opened >= 0 else { return ReadEntry(entry: entry, file: nil) }
                 defer { close(opened) }
                 return ReadEntry(entry: entry, file: try? Self.readWhole(opened, directory.appending(trusted: entry.name, file), limit: limit))
@@ -192,10 +197,17 @@ public final class LocalStorage: StoreStorage {
         }
     }
 
-    /// The content of an open file of at most `limit` bytes, and its status.
+    private static func requireRegularFile(_ info: stat, _ path: StorePath) throws(StorageError) {
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw .system(operation: "read (not a regular file)", path: path, errno: Errno(EINVAL))
+        }
+    }
+
+    /// The content of an open regular file of at most `limit` bytes, and its status.
     private static func readWhole(_ descriptor: Int32, _ path: StorePath, limit: Int) throws(StorageError) -> (data: Data, status: FileStatus) {
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { throw Self.error("stat", path, .current) }
+        try requireRegularFile(info, path)
         guard Int(info.st_size) <= limit else {
             throw .system(operation: "read (file larger than \(limit) bytes)", path: path, errno: Errno(EFBIG))
         }
@@ -212,8 +224,11 @@ public final class LocalStorage: StoreStorage {
     }
 
     public func readChunks(_ path: StorePath, chunkSize: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        let descriptor = try openBeneath(path, O_RDONLY | O_NOFOLLOW, operation: "open")
+        let descriptor = try openBeneath(path, Self.readFlags, operation: "open")
         defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw Self.error("stat", path, .current) }
+        try Self.requireRegularFile(info, path)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 4096)
         defer { buffer.deallocate() }
         while true {
@@ -229,12 +244,18 @@ public final class LocalStorage: StoreStorage {
     }
 
     public func openForReading(_ path: StorePath) throws(StorageError) -> any StoreReadableFile {
-        let descriptor = try openBeneath(path, O_RDONLY | O_NOFOLLOW, operation: "open")
+        let descriptor = try openBeneath(path, Self.readFlags, operation: "open")
         var info = stat()
         guard fstat(descriptor, &info) == 0 else {
             let failure = Errno.current
             close(descriptor)
             throw Self.error("stat", path, failure)
+        }
+        do throws(StorageError) {
+            try Self.requireRegularFile(info, path)
+        } catch {
+            close(descriptor)
+            throw error
         }
         return DescriptorReadableFile(path: path, descriptor: descriptor, status: FileStatus(
             kind: Self.kind(info.st_mode), size: Int64(info.st_size), modified: Self.date(info.st_mtim)))

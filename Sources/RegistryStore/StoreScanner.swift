@@ -211,7 +211,13 @@ public struct StoreScanner: Sendable {
             do {
                 guard let found = try storage.status(path) else { return nil }
                 guard found.kind == .file else {
-                    findings.append(found.kind == .symlink ? .symlink(path: path) : .stray(path: path, reason: "link is not a file"))
+                    switch found.kind {
+                    case .symlink: findings.append(.symlink(path: path))
+                    // What the registry would read there is unknown (it would wait on a FIFO):
+                    // content hidden, so gc refuses rather than take the link for absent.
+                    case .other: findings.append(.unreadable(path: path, reason: "not a regular file (a FIFO, socket or device); not read"))
+                    default: findings.append(.stray(path: path, reason: "link is not a file"))
+                    }
                     return fallback.map { Link(target: $0, modified: found.modified, recovered: true) }
                 }
                 status = found

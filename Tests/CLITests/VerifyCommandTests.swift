@@ -50,6 +50,30 @@ import Testing
         #expect(runs.first?.counts["quarantined"] == 1)
     }
 
+    /// FIFOs where the registry keeps a layer link, a tag's link and a blob's content: verify
+    /// must not wait for a writer that never comes. It names each and ends (the runner kills
+    /// it after 60 s); gc's dry run ends too, refusing.
+    @Test func fifosInTheStoreAreNamedWithoutWaiting() throws {
+        let fixture = try SampleImageStore(.local)
+        let root = try #require(fixture.root)
+        let layerLink = Layout.layerLinkDirectory("app", fixture.app.layers[0]).appending("link")!
+        let tagLink = Layout.tagCurrentLink("team/other", "latest")
+        let blob = Layout.blobData(fixture.other.layers[1])
+        for path in [layerLink, tagLink, blob] {
+            let file = root.appendingPathComponent(path.description)
+            try FileManager.default.removeItem(at: file)
+            #expect(mkfifo(file.path, 0o644) == 0)
+        }
+        let verify = try regkeeper(fixture, [])
+        #expect(verify.status == 5, "\(verify.stdout)\(verify.stderr)")
+        for path in [layerLink, tagLink, blob.parent!] {
+            #expect(verify.stdout.contains(path.description), "\(path) in \(verify.stdout)")
+        }
+        // gc cannot tell what the tag's link would say: it refuses, naming it.
+        let gc = try run(Self.binary, ["gc", "--dry-run", "--root", root.path, "--state-dir", fixture.stateDirectory.path])
+        #expect(gc.status == 3 && gc.stderr.contains("refusing to sweep") && gc.stderr.contains("\(tagLink): not a regular file"), "\(gc.stdout)\(gc.stderr)")
+    }
+
     @Test func badInputCannotRun() throws {
         let fixture = try SampleImageStore(.local)
         #expect(try regkeeper(fixture, ["--budget", "lots"]).status == 64)
