@@ -62,12 +62,28 @@ public struct PullEvidence: Sendable {
         if now.timeIntervalSince(coverage.lastImport) > Self.importMaxAge {
             return "the last import was \(Self.span(now.timeIntervalSince(coverage.lastImport))) ago, so pulls since are unknown (import right before retain)"
         }
+        if let gap = coverage.gaps.first(where: { $0.end > start && $0.duration > Self.gapTolerance }) {
+            return "no imported log covers \(Self.moment(gap.start)) to \(Self.moment(gap.end)) (\(Self.span(gap.duration))), inside pulledWithin \(window): "
+                + "import the log that does (a rotated file such as access.log.1 or .2.gz), or give --force if the registry served nothing then"
+        }
         return nil
     }
+
+    /// The longest stretch between two imported logs taken for a quiet registry rather than a
+    /// log never imported: a tag pulled only in a missing log would be deleted as unused. Half
+    /// a day: a missing daily log leaves nearly a day; a registry quiet for longer around a
+    /// rotation is told to `--force`, the safe way to be wrong. A missing hourly log is not
+    /// caught.
+    public static let gapTolerance: TimeInterval = 12 * 3600
 
     /// How old the last import may be: pulls after it are unknown, and a tag pulled only then
     /// would be deleted. A day lets a nightly import serve a nightly retain.
     public static let importMaxAge: TimeInterval = 86_400
+
+    /// `2026-09-01T06:25:00Z`.
+    static func moment(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC")!))
+    }
 
     /// `2026-09-01`, in UTC.
     static func day(_ date: Date) -> String {

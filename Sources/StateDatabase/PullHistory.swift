@@ -52,11 +52,17 @@ public struct PullCoverage: Hashable, Sendable, Codable {
     /// The latest entry of any imported log.
     public var until: Date
     public var lastImport: Date
+    /// Stretches between `since` and `until` that no imported log spans, oldest first: each
+    /// lies between the last entry of the logs before it and the first entry of the next. A
+    /// log rotated away before it was imported leaves one; so does a quiet registry at the
+    /// moment a log was rotated.
+    public var gaps: [DateInterval]
 
-    public init(since: Date, until: Date, lastImport: Date) {
+    public init(since: Date, until: Date, lastImport: Date, gaps: [DateInterval] = []) {
         self.since = since
         self.until = until
         self.lastImport = lastImport
+        self.gaps = gaps
     }
 }
 
@@ -174,8 +180,17 @@ extension StateStore {
     public func pullCoverage() throws -> PullCoverage? {
         let select = try connection.prepare("SELECT MIN(first_entry), MAX(last_entry), MAX(imported_at) FROM pull_sources WHERE first_entry IS NOT NULL")
         guard try select.step(), !select.isNull(at: 0), !select.isNull(at: 1) else { return nil }
+        // Sources come ordered by their first entry; a gap is where the next one starts after
+        // every earlier one has ended.
+        var gaps: [DateInterval] = []
+        var reached: Date?
+        for source in try logSources() {
+            guard let first = source.firstEntry, let last = source.lastEntry else { continue }
+            if let reached, first > reached { gaps.append(DateInterval(start: reached, end: first)) }
+            reached = max(reached ?? last, last)
+        }
         return PullCoverage(
             since: Date(timeIntervalSince1970: try select.double(at: 0)), until: Date(timeIntervalSince1970: try select.double(at: 1)),
-            lastImport: Date(timeIntervalSince1970: try select.double(at: 2)))
+            lastImport: Date(timeIntervalSince1970: try select.double(at: 2)), gaps: gaps)
     }
 }

@@ -52,14 +52,17 @@ import Testing
             #expect(text.contains(source == .json ? #""msg":"response completed""# : source == .text ? #"msg="response completed""# : #""GET /v2/app/manifests/pulled HTTP/1.1" 200"#),
                     "the registry logs requests in the \(source) format: \(text.prefix(2000))")
 
-            // This registry's log starts now; a rotated log from five weeks ago carries the history back.
+            // This registry's log starts now; a rotated log carries the history from five weeks ago
+            // up to an hour ago (what lies between two imported logs must be a quiet registry).
             let rotated = directory.appendingPathComponent("registry.log.1")
             let formatter = DateFormatter()
             formatter.locale = Locale(identifier: "en_US_POSIX")
             formatter.timeZone = TimeZone(identifier: "UTC")
             formatter.dateFormat = "dd/MMM/yyyy:HH:mm:ss Z"
             let then = formatter.string(from: Date().addingTimeInterval(-35 * 86_400))
-            try #"127.0.0.1 - - [\#(then)] "GET /v2/app/manifests/old HTTP/1.1" 200 528 "" "docker/20.10""#.appending("\n")
+            let lately = formatter.string(from: Date().addingTimeInterval(-3600))
+            try (#"127.0.0.1 - - [\#(then)] "GET /v2/app/manifests/old HTTP/1.1" 200 528 "" "docker/20.10""# + "\n"
+                + #"127.0.0.1 - - [\#(lately)] "GET /v2/ HTTP/1.1" 200 2 "" "docker/20.10""# + "\n")
                 .write(to: rotated, atomically: true, encoding: .utf8)
 
             let imported = try await regkeeper(["pulls", "import", rotated.path, logFile.path] + store)

@@ -82,6 +82,17 @@ import Testing
         let unpulled = (try JSONSerialization.jsonObject(with: Data(reportJSON.stdout.utf8)) as? [String: Any])?["unpulled"] as? [String: Any]
         #expect(((unpulled?["repositories"] as? [[String: Any]])?.first?["unpulled"] as? [String]) == ["v4"])
 
+        // The log between the two was never imported: a tag pulled only then would read as
+        // unused, so retain refuses, naming the stretch; imported after all, it closes it.
+        let gapped = try Self.regkeeper(["retain", "--policy", policy.path] + store)
+        #expect(gapped.status == 3, "\(gapped.stderr)")
+        #expect(gapped.stderr.contains("no imported log covers") && gapped.stderr.contains("(37d), inside pulledWithin 4w"), "\(gapped.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent(Layout.tagsDirectory("app").description).path).count == 4)
+        let between = root.appendingPathComponent("access.log.1-between")
+        try (Self.accessLine(now.addingTimeInterval(-39 * 86_400 + 3600), "GET", "/v2/", 200)
+            + Self.accessLine(now.addingTimeInterval(-2 * 86_400 - 3600), "GET", "/v2/", 200)).write(to: between, atomically: true, encoding: .utf8)
+        #expect(try Self.regkeeper(["pulls", "import", between.path] + store).status == 0)
+
         // v3's pull is 39 days old, outside 4w; v4 was only HEADed and missed.
         let plan = try Self.regkeeper(["retain", "--dry-run", "--policy", policy.path] + store)
         #expect(plan.stdout.contains("last pulled 39d ago, not within 4w"), "\(plan.stdout)")

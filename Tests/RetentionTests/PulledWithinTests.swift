@@ -88,6 +88,31 @@ import Testing
         #expect(forced.forced && forced.tagsDeleted == 1)
     }
 
+    /// A log that was never imported between two that were (a rotated file passed over): a
+    /// tag pulled only then would read as unused. A gap longer than the tolerance inside the
+    /// window refuses, naming it; one before the window, or short enough for a quiet
+    /// registry at rotation time, does not.
+    @Test func aMissingLogInsideTheWindowRefuses() async throws {
+        try store.push("app", "v1", days: 100)
+        let yaml = onlyRule(keep: "- pulledWithin: 4w")
+        func withGap(from start: Double, to end: Double) -> PullEvidence {
+            var pulls = evidence([], since: 60, until: 0.5, imported: 0.5)
+            pulls.coverage?.gaps = [DateInterval(start: store.daysAgo(start), end: store.daysAgo(end))]
+            return pulls
+        }
+        let missingDay = try await plan(yaml, withGap(from: 10, to: 9))
+        let shortfall = try #require(missingDay.pullHistory?.shortfall)
+        #expect(shortfall.contains("no imported log covers \(PullEvidence.moment(store.daysAgo(10))) to \(PullEvidence.moment(store.daysAgo(9))) (1d), inside pulledWithin 4w"), "\(shortfall)")
+        #expect(shortfall.contains("--force"))
+        await #expect(throws: RetentionError.self) { try await RetentionExecutor(storage: store.storage).execute(missingDay, force: false) }
+        #expect(store.tags("app") == ["v1"])
+
+        let beforeTheWindow = try await plan(yaml, withGap(from: 50, to: 40))
+        #expect(beforeTheWindow.pullHistory?.shortfall == nil)
+        let quietNight = try await plan(yaml, withGap(from: 10, to: 10 - 8.0 / 24))
+        #expect(quietNight.pullHistory?.shortfall == nil)
+    }
+
     @Test func policyLanguage() throws {
         let policy = try store.policy(onlyRule(keep: "- {name: used, pulledWithin: 2w}\n- pulledWithin: 90d"))
         #expect(policy.rules[0].keep[0].pulledWithin == TimeSpan(seconds: 14 * 86_400))

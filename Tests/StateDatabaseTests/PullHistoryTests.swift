@@ -34,9 +34,29 @@ struct PullHistoryTests {
                 StoredPull(repository: "app", digest: digest, tag: nil, lastPulled: date(15), exact: true),
                 StoredPull(repository: "app", digest: digest, tag: "v1", lastPulled: date(20), exact: true),
             ])
-            #expect(try await state.pullCoverage() == PullCoverage(since: date(-50), until: date(20), lastImport: date(30)))
+            // Between the two logs lies what neither covers.
+            #expect(try await state.pullCoverage() == PullCoverage(
+                since: date(-50), until: date(20), lastImport: date(30), gaps: [DateInterval(start: date(-40), end: date(10))]))
             #expect(try await state.logSource(fingerprint: "f-1")?.offset == 100)
             #expect(try await state.logSources().map(\.fingerprint) == ["f-0", "f-1"])
+        }
+    }
+
+    /// Logs that overlap or abut leave no gap; one that starts after every earlier log ended
+    /// leaves one, however the logs were imported.
+    @Test func gapsAreWhatNoImportedLogSpans() async throws {
+        try await withTemporaryDirectory { directory in
+            let state = try StateStore.open(at: directory.appending(path: "state.db"))
+            func source(_ name: String, _ first: Double, _ last: Double) -> StoredLogSource {
+                StoredLogSource(fingerprint: name, input: name, offset: 1, lines: 1, firstEntry: date(first), lastEntry: date(last), importedAt: date(1000))
+            }
+            // A long log, one inside it, one abutting it, then one after a hole.
+            try await state.recordPullImport(pulls: [], sources: [source("late", 500, 600), source("inner", 20, 40)])
+            try await state.recordPullImport(pulls: [], sources: [source("long", 0, 100), source("abutting", 100, 200)])
+            #expect(try await state.pullCoverage()?.gaps == [DateInterval(start: date(200), end: date(500))])
+            // The missing log, imported after all, closes it.
+            try await state.recordPullImport(pulls: [], sources: [source("missing", 190, 510)])
+            #expect(try await state.pullCoverage()?.gaps == [])
         }
     }
 }
