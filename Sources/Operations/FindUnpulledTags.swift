@@ -30,6 +30,7 @@ public struct FindUnpulledTags: Sendable {
             let unpulled = tags.filter { tag, state in evidence.lastPull(name, tag, state.current) == nil }.keys.sorted()
             return UnpulledTags.Repository(repository: name, tags: tags.count, unpulled: unpulled)
         }
-        return UnpulledTags(since: coverage.since, until: coverage.until, repositories: repositories.filter { !$0.unpulled.isEmpty })
+        return UnpulledTags(since: coverage.since, until: coverage.until, repositories: repositories.filter { !$0.unpulled.isEmpty },
+                            gaps: coverage.gaps.filter { $0.duration > PullEvidence.gapTolerance })
     }
 }

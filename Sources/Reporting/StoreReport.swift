@@ -241,6 +241,9 @@ public struct UnpulledTags: Sendable, Encodable {
     public var until: Date
     /// Repositories with at least one tag never pulled since `since`, by name.
     public var repositories: [Repository]
+    /// Stretches inside that span no imported log covers, long enough to be a missing log
+    /// rather than a quiet registry: pulls then are unknown.
+    public var gaps: [DateInterval]
 
     public struct Repository: Sendable, Encodable {
         public var repository: RepositoryName
@@ -254,9 +257,10 @@ public struct UnpulledTags: Sendable, Encodable {
         }
     }
 
-    public init(since: Date, until: Date, repositories: [Repository]) {
+    public init(since: Date, until: Date, repositories: [Repository], gaps: [DateInterval] = []) {
         self.since = since
         self.until = until
         self.repositories = repositories
+        self.gaps = gaps
     }
 }

@@ -81,6 +81,12 @@ struct ReportCommand: AsyncParsableCommand {
             return
         }
         let span = "\(PullsImportCommand.time(unpulled.since)) to \(PullsImportCommand.time(unpulled.until))"
+        defer {
+            if !unpulled.gaps.isEmpty {
+                printLine("  no log imported for " + unpulled.gaps.map { "\(PullsImportCommand.time($0.start)) to \(PullsImportCommand.time($0.end))" }
+                    .joined(separator: ", ") + ": pulls then are unknown (import the rotated logs that cover it)")
+            }
+        }
         guard !unpulled.repositories.isEmpty else {
             printLine("\nevery tag was pulled within the imported logs (\(span))")
             return

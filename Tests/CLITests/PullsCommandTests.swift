@@ -78,6 +78,7 @@ import Testing
         let report = try Self.regkeeper(["report"] + store)
         #expect(report.status == 0, "\(report.stderr)")
         #expect(report.stdout.contains("app: 1 of 4 tags: v4"), "\(report.stdout)")
+        #expect(report.stdout.contains("no log imported for ") && report.stdout.contains("pulls then are unknown"), "\(report.stdout)")
         let reportJSON = try Self.regkeeper(["report", "--json"] + store)
         let unpulled = (try JSONSerialization.jsonObject(with: Data(reportJSON.stdout.utf8)) as? [String: Any])?["unpulled"] as? [String: Any]
         #expect(((unpulled?["repositories"] as? [[String: Any]])?.first?["unpulled"] as? [String]) == ["v4"])
