@@ -17,8 +17,16 @@ public struct StoreScanner: Sendable {
     /// A directory's entries; an absent directory has none, and any other failure is a finding
     /// (a refused symbolic link named as one), so that no caller can mistake it for empty.
     public func listing(_ directory: StorePath, _ findings: inout [StoreFinding]) -> [DirectoryEntry] {
+        listing(directory, &findings) { () throws(StorageError) in try storage.list(directory) }
+    }
+
+    /// What `list` gives for `directory` (a plain, probing or reading listing), with the same
+    /// rule: absent is empty, any other failure a finding.
+    private func listing<Entry>(
+        _ directory: StorePath, _ findings: inout [StoreFinding], _ list: () throws(StorageError) -> [Entry]
+    ) -> [Entry] {
         do {
-            return try storage.list(directory)
+            return try list()
         } catch .notFound {
             return []
         } catch {
@@ -129,15 +137,7 @@ public struct StoreScanner: Sendable {
     private func probedDigestDirectories(
         _ directory: StorePath, _ algorithm: Digest.Algorithm, _ findings: inout [StoreFinding]
     ) -> [(Digest, Link?)] {
-        let entries: [ProbedEntry]
-        do {
-            entries = try storage.list(directory, probing: Layout.linkFileName)
-        } catch .notFound {
-            return []
-        } catch {
-            findings.append(finding(reading: directory, error))
-            return []
-        }
+        let entries = listing(directory, &findings) { () throws(StorageError) in try storage.list(directory, probing: Layout.linkFileName) }
         return entries.compactMap { probed in
             guard let path = directory.appending(probed.entry.name),
                   expectDirectory(probed.entry, at: path, otherwise: "not a digest directory", &findings) else { return nil }
@@ -172,14 +172,8 @@ public struct StoreScanner: Sendable {
     ) -> [(Digest, Link?)] {
         // Each link is read from the listed directory; one that could not be is looked at
         // again by its path, which tells absent, symbolic link and unreadable apart.
-        let entries: [ReadEntry]
-        do {
-            entries = try storage.list(directory, reading: Layout.linkFileName, limit: Self.linkSizeLimit)
-        } catch .notFound {
-            return []
-        } catch {
-            findings.append(finding(reading: directory, error))
-            return []
+        let entries = listing(directory, &findings) { () throws(StorageError) in
+            try storage.list(directory, reading: Layout.linkFileName, limit: Self.linkSizeLimit)
         }
         var links: [(Digest, Link?)] = []
         links.reserveCapacity(entries.count)

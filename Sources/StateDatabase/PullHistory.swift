@@ -178,19 +178,19 @@ extension StateStore {
 
     /// What the imported logs span; nil when no log with a dated entry was ever imported.
     public func pullCoverage() throws -> PullCoverage? {
-        let select = try connection.prepare("SELECT MIN(first_entry), MAX(last_entry), MAX(imported_at) FROM pull_sources WHERE first_entry IS NOT NULL")
-        guard try select.step(), !select.isNull(at: 0), !select.isNull(at: 1) else { return nil }
-        // Sources come ordered by their first entry; a gap is where the next one starts after
-        // every earlier one has ended.
+        // Sources come ordered by their first entry (those without entries first, skipped): the
+        // first one met starts the history, and a gap is where the next one starts after every
+        // earlier one has ended.
+        let sources = try logSources().filter { $0.firstEntry != nil }
+        guard let since = sources.first?.firstEntry, let until = sources.compactMap(\.lastEntry).max(),
+              let lastImport = sources.map(\.importedAt).max() else { return nil }
         var gaps: [DateInterval] = []
         var reached: Date?
-        for source in try logSources() {
+        for source in sources {
             guard let first = source.firstEntry, let last = source.lastEntry else { continue }
             if let reached, first > reached { gaps.append(DateInterval(start: reached, end: first)) }
             reached = max(reached ?? last, last)
         }
-        return PullCoverage(
-            since: Date(timeIntervalSince1970: try select.double(at: 0)), until: Date(timeIntervalSince1970: try select.double(at: 1)),
-            lastImport: Date(timeIntervalSince1970: try select.double(at: 2)), gaps: gaps)
+        return PullCoverage(since: since, until: until, lastImport: lastImport, gaps: gaps)
     }
 }
