@@ -34,26 +34,31 @@ func threadedMap<Item: Sendable, Result: Sendable>(
     return try work.results()
 }
 
+/// Items are claimed with one atomic increment and each thread keeps its results until it
+/// stops, so that the threads, many more than the cores, take no lock per item: a holder
+/// preempted mid-item would keep the others spinning.
 private final class ThreadedWork<Item: Sendable, Result: Sendable>: Sendable {
     private let items: [Item]
     private let body: @Sendable (Item) throws -> Result
     private let next = Atomic(0)
-    private let slots: Mutex<[Result?]>
+    private let stopped = Atomic(false)
     private let failure = Mutex<(any Error)?>(nil)
+    /// Each thread's results with their indices, handed over once as the thread stops.
+    private let finished = Mutex<[[(Int, Result)]]>([])
 
     init(items: [Item], body: @escaping @Sendable (Item) throws -> Result) {
         self.items = items
         self.body = body
-        slots = Mutex(Array(repeating: nil, count: items.count))
     }
 
     func run() {
-        while failure.withLock({ $0 == nil }) {
+        var done: [(Int, Result)] = []
+        defer { finished.withLock { $0.append(done) } }
+        while !stopped.load(ordering: .acquiring) {
             let index = next.add(1, ordering: .relaxed).oldValue
             guard index < items.count else { return }
             do {
-                let result = try body(items[index])
-                slots.withLock { $0[index] = result }
+                done.append((index, try body(items[index])))
             } catch {
                 fail(error)
             }
@@ -62,10 +67,16 @@ private final class ThreadedWork<Item: Sendable, Result: Sendable>: Sendable {
 
     func fail(_ error: any Error) {
         failure.withLock { if $0 == nil { $0 = error } }
+        stopped.store(true, ordering: .releasing)
     }
 
+    /// Called once every thread has stopped.
     func results() throws -> [Result] {
         if let error = failure.withLock({ $0 }) { throw error }
-        return slots.withLock { $0.map { $0! } }
+        var slots = [Result?](repeating: nil, count: items.count)
+        for part in finished.withLock({ $0 }) {
+            for (index, result) in part { slots[index] = result }
+        }
+        return slots.map { $0! }
     }
 }

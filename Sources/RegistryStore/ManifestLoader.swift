@@ -28,26 +28,39 @@ public final class ManifestLoader: Sendable {
         var byteCount: Int64?
     }
 
+    /// One part of the cache, behind its own lock.
+    private final class Shard: Sendable {
+        let cache = Mutex<[Digest: Loaded]>([:])
+    }
+
     private let storage: any StoreStorage
-    private let cache = Mutex<[Digest: Loaded]>([:])
+    /// The cache split by digest, so that the scan's many threads (more than there are cores)
+    /// rarely wait on one another's lock: on one lock, a holder the scheduler preempted kept
+    /// the others spinning, 2.4% of verify's CPU time on `regkeeper-bench verify`'s store.
+    private let shards: [Shard] = (0..<64).map { _ in Shard() }
 
     public init(storage: any StoreStorage) { self.storage = storage }
 
+    private func shard(_ digest: Digest) -> Shard {
+        shards[Int(UInt(bitPattern: digest.hashValue) % UInt(shards.count))]
+    }
+
     public func load(_ digest: Digest) -> Result<Manifest, ManifestLoadError> {
-        if let cached = cache.withLock({ $0[digest] }) { return cached.result }
+        let shard = shard(digest)
+        if let cached = shard.cache.withLock({ $0[digest] }) { return cached.result }
         let loaded = Self.read(storage, digest)
-        cache.withLock { $0[digest] = loaded }
+        shard.cache.withLock { $0[digest] = loaded }
         return loaded.result
     }
 
     /// The size of a manifest blob this loader has read, parsable or not.
     public func byteCount(of digest: Digest) -> Int64? {
-        cache.withLock { $0[digest]?.byteCount }
+        shard(digest).cache.withLock { $0[digest]?.byteCount }
     }
 
     /// Drops a cached answer, so that a manifest pushed while a run is under way is read again.
     public func forget(_ digest: Digest) {
-        _ = cache.withLock { $0.removeValue(forKey: digest) }
+        _ = shard(digest).cache.withLock { $0.removeValue(forKey: digest) }
     }
 
     private static func read(_ storage: any StoreStorage, _ digest: Digest) -> Loaded {
