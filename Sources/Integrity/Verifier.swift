@@ -147,7 +147,7 @@ public struct Verifier: Sendable {
             report.counts.deferredBytes = unhashed.reduce(0) { $0 + $1.size }
 
             // Blobs not rehashed this run still get the cheap checks: sizes and manifest parsing.
-            for blob in walk.statuses.sorted(by: { $0.digest < $1.digest }) where !hashed.contains(blob.digest) {
+            for blob in walk.statuses.filter({ !hashed.contains($0.digest) }).sorted(by: { $0.digest < $1.digest }) {
                 if let finding = judge.verdict(blob, outcome: nil) { emit(finding) }
             }
         } catch {

@@ -91,6 +91,7 @@ import Testing
         } catch {
             guard case .held(_, let holder) = error else { Issue.record("unexpected \(error)"); return }
             #expect(holder.contains("pid \(getpid())") && holder.contains("regkeeper gc"))
+            #expect(holder.contains(/exclusive since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/), "the note says since when: \(holder)")
         }
         withExtendedLifetime(first) {}
     }
