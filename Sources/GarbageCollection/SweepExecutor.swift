@@ -185,7 +185,7 @@ public struct SweepExecutor: Sendable {
         let returning = detached.filter { fresh.everything || $0.item.isNeeded(by: fresh) } + failed.filter { !$0.paths.isEmpty }
         let kept = detached.filter { !(fresh.everything || $0.item.isNeeded(by: fresh)) }
         var stranded = false
-        try reporter.phase("put back") {
+        reporter.phase("put back") {
             guard !returning.isEmpty else { return }
             do {
                 let area = try storage.detachedArea(run)
@@ -212,7 +212,7 @@ public struct SweepExecutor: Sendable {
 
         // 5. The rest is dead: delete it, or keep it as trash.
         var gone = kept
-        try reporter.phase(trashArea == nil ? "delete" : "trash") {
+        reporter.phase(trashArea == nil ? "delete" : "trash") {
             do throws(StorageError) {
                 if let trashArea {
                     try storage.moveDetached(from: run, to: trashArea)
