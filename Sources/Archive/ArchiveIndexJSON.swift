@@ -8,19 +8,45 @@ extension ArchiveIndex {
     /// for a store of millions of files) between the last frame of blobs and the archive's
     /// rename. Only the small metadata object still goes through the encoder.
     func encoded() throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        try encode { bytes.append(contentsOf: $0) }
+        return bytes
+    }
+
+    /// The length of `encoded()`, rendered and not kept: what a tar header and a skippable
+    /// frame must declare before the index is written into them.
+    func encodedCount() throws -> Int {
+        var count = 0
+        try encode { count += $0.count }
+        return count
+    }
+
+    /// `encoded()`'s bytes handed to `sink` in pieces of about 64 KiB as they are rendered, so
+    /// that writing an archive never holds its index whole: a quarter GiB for a million links,
+    /// written twice (the index member and the table of contents).
+    func encode(into sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+        func drain(_ json: inout JSONText) throws {
+            guard json.bytes.count >= JSONText.pieceSize else { return }
+            try json.bytes.withUnsafeBytes(sink)
+            json.bytes.removeAll(keepingCapacity: true)
+        }
         var json = JSONText()
         json.append("{\"blobs\":")
-        json.array(blobs) { ["archive": .string($0.archive.rawValue), "digest": .string($0.digest.description), "size": .number($0.size)] }
+        try json.array(blobs, between: drain) {
+            ["archive": .string($0.archive.rawValue), "digest": .string($0.digest.description), "size": .number($0.size)]
+        }
         json.append(",\"excluded\":")
-        json.array(excluded) { ["actual": .string($0.actual.description), "digest": .string($0.digest.description)] }
+        try json.array(excluded, between: drain) { ["actual": .string($0.actual.description), "digest": .string($0.digest.description)] }
         json.append(",\"members\":")
-        json.array(members) { ["digest": .string($0.digest.description), "path": .string($0.path), "size": .unsigned($0.size)] }
+        try json.array(members, between: drain) {
+            ["digest": .string($0.digest.description), "path": .string($0.path), "size": .unsigned($0.size)]
+        }
         json.append(",\"metadata\":")
         json.bytes.append(contentsOf: try Self.encoder().encode(metadata))
         json.append(",\"repositories\":")
-        json.array(repositories) { ["blobs": .numbers($0.blobs), "name": .string($0.name.description)] }
+        try json.array(repositories, between: drain) { ["blobs": .numbers($0.blobs), "name": .string($0.name.description)] }
         json.append("}")
-        return json.bytes
+        try json.bytes.withUnsafeBytes(sink)
     }
 }
 
@@ -167,7 +193,7 @@ private func required<Value>(_ value: Value?, _ field: String) throws(JSONScanne
 }
 
 /// Compact JSON output with JSONEncoder's escaping under `.withoutEscapingSlashes`.
-private struct JSONText {
+struct JSONText {
     enum Value {
         case string(String)
         case number(Int64)
@@ -175,20 +201,29 @@ private struct JSONText {
         case numbers([Int])
     }
 
+    /// What `ArchiveIndex.encode(into:)` lets gather before handing it on.
+    static let pieceSize = 1 << 16
+
     var bytes: [UInt8] = []
 
-    init() { bytes.reserveCapacity(1 << 16) }
+    init() { bytes.reserveCapacity(Self.pieceSize + 4096) }
 
     mutating func append(_ text: StaticString) {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
     /// An array of objects, each given as its fields in the order written (sorted, as
-    /// `.sortedKeys` writes them).
-    mutating func array<Element>(_ elements: [Element], _ fields: (Element) -> KeyValuePairs<StaticString, Value>) {
+    /// `.sortedKeys` writes them); `between` runs between two objects, to hand on what has
+    /// gathered.
+    mutating func array<Element>(
+        _ elements: [Element], between: (inout JSONText) throws -> Void, _ fields: (Element) -> KeyValuePairs<StaticString, Value>
+    ) rethrows {
         append("[")
         for (position, element) in elements.enumerated() {
-            if position > 0 { append(",") }
+            if position > 0 {
+                try between(&self)
+                append(",")
+            }
             append("{")
             for (offset, (key, value)) in fields(element).enumerated() {
                 if offset > 0 { append(",") }

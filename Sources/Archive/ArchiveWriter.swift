@@ -108,13 +108,20 @@ public struct ArchiveWriter: Sendable {
                                              digest: ContentHasher.digest(metadataBytes)), at: 0)
 
         let index = Self.index(plan, metadata: metadata, members: outcome.members, excluded: outcome.excluded, carried: outcome.carried)
-        let indexBytes = try index.encoded()
-        try tar.addFile(ArchiveFormat.indexMember, mtime: Self.timestamp(created), contents: indexBytes)
+        // The index is rendered three times (counted, then into the tar, then into the table of
+        // contents) rather than held: it is a quarter GiB for a store of a million links.
+        let indexSize = try index.encodedCount()
+        try tar.addRenderedFile(ArchiveFormat.indexMember, mtime: Self.timestamp(created), size: UInt64(indexSize)) { write in
+            try index.encode(into: write)
+        }
         try tar.finish()
-        var toc = indexBytes
-        withUnsafeBytes(of: UInt64(indexBytes.count).littleEndian) { toc.append(contentsOf: $0) }
-        toc.append(contentsOf: ArchiveFormat.tocMagic)
-        try toc.withUnsafeBytes { try compressor.writeSkippableFrame($0) }
+        // The table of contents: the index again, its length, the magic.
+        var trailer = withUnsafeBytes(of: UInt64(indexSize).littleEndian) { Array($0) }
+        trailer.append(contentsOf: ArchiveFormat.tocMagic)
+        try compressor.writeSkippableFrame(size: indexSize + trailer.count) { write in
+            try index.encode(into: write)
+            try trailer.withUnsafeBytes { try write($0) }
+        }
         try compressor.finish()
         let output = pipeline.output.value
         try output.commit()

@@ -19,6 +19,8 @@ public enum TarError: Error, Sendable, Hashable, CustomStringConvertible {
     case malformedHeader(member: String, offset: UInt64, reason: String)
     /// A writer's content callback ended before the declared size.
     case contentShorterThanDeclared(member: String, declared: UInt64, written: UInt64)
+    /// A writer's content, handed over in pieces, went past the declared size.
+    case contentLongerThanDeclared(member: String, declared: UInt64)
 
     /// Member types that are refused, named as `tar -tv` users know them.
     public enum MemberType: Sendable, Hashable, CustomStringConvertible {
@@ -65,6 +67,8 @@ public enum TarError: Error, Sendable, Hashable, CustomStringConvertible {
             "malformed tar header for '\(member.escapedForTerminal)' at offset \(offset): \(reason)"
         case .contentShorterThanDeclared(let member, let declared, let written):
             "content of '\(member.escapedForTerminal)' ended after \(written) of \(declared) declared bytes"
+        case .contentLongerThanDeclared(let member, let declared):
+            "content of '\(member.escapedForTerminal)' went past its \(declared) declared bytes"
         }
     }
 }

@@ -68,6 +68,23 @@ public final class TarWriter {
         if range.upperBound == size { padToBlock() }
     }
 
+    /// Adds a regular file of `size` bytes that `writing` hands over in pieces of any size as it
+    /// renders them (through the function it is given), such as an archive's index, which is
+    /// then never held whole. Pieces that do not add up to `size` throw
+    /// `contentShorterThanDeclared` or `contentLongerThanDeclared`.
+    public func addRenderedFile(_ path: String, mode: UInt32 = 0o644, mtime: TarTimestamp, size: UInt64,
+                                writing: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+        let member = try putHeaders(path: path, typeflag: TarHeader.TypeFlag.regular, mode: mode, mtime: mtime, size: size)
+        var written: UInt64 = 0
+        try writing { piece in
+            guard written + UInt64(piece.count) <= size else { throw TarError.contentLongerThanDeclared(member: member, declared: size) }
+            try append(piece)
+            written += UInt64(piece.count)
+        }
+        guard written == size else { throw TarError.contentShorterThanDeclared(member: member, declared: size, written: written) }
+        padToBlock()
+    }
+
     /// Adds a regular file held in memory, such as a manifest or a link file.
     public func addFile(_ path: String, mode: UInt32 = 0o644, mtime: TarTimestamp, contents: [UInt8]) throws {
         var next = 0

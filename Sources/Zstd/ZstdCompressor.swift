@@ -61,14 +61,32 @@ public final class ZstdCompressor {
     /// Ends the current frame and writes a skippable frame (magic `ZstdFormat.skippableMagic`)
     /// carrying `payload`, which `zstd -d` and `tar --zstd` pass over.
     public func writeSkippableFrame(_ payload: UnsafeRawBufferPointer) throws {
-        guard payload.count <= UInt32.max else {
-            throw ZstdError.skippableFrameTooLarge(offset: compressedOffset, size: UInt64(payload.count),
-                                                   limit: UInt64(UInt32.max))
+        try writeSkippableFrame(size: payload.count) { write in try write(payload) }
+    }
+
+    /// The same for a payload of `size` bytes that `writing` hands over in pieces as it renders
+    /// them (through the function it is given), so that a payload of hundreds of MiB, an
+    /// archive's index, is never held whole. Pieces that do not add up to `size` throw
+    /// `skippablePayloadNotAsDeclared`.
+    public func writeSkippableFrame(size: Int, writing: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+        guard size <= UInt32.max else {
+            throw ZstdError.skippableFrameTooLarge(offset: compressedOffset, size: UInt64(size), limit: UInt64(UInt32.max))
         }
         try endFrame()
-        var header = (ZstdFormat.skippableMagic.littleEndian, UInt32(payload.count).littleEndian)
+        let offset = compressedOffset
+        var header = (ZstdFormat.skippableMagic.littleEndian, UInt32(size).littleEndian)
         try withUnsafeBytes(of: &header) { try append($0) }
-        try append(payload)
+        var written = 0
+        try writing { piece in
+            guard written + piece.count <= size else {
+                throw ZstdError.skippablePayloadNotAsDeclared(offset: offset, declared: UInt64(size), written: UInt64(written + piece.count))
+            }
+            try append(piece)
+            written += piece.count
+        }
+        guard written == size else {
+            throw ZstdError.skippablePayloadNotAsDeclared(offset: offset, declared: UInt64(size), written: UInt64(written))
+        }
     }
 
     /// Ends the current frame and hands every buffered byte to the sink. Writing afterwards

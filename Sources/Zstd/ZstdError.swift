@@ -15,6 +15,9 @@ public enum ZstdError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A skippable frame at `offset` declares a payload larger than the caller allows to be held
     /// in memory, or a payload to write does not fit the frame's 32-bit length.
     case skippableFrameTooLarge(offset: UInt64, size: UInt64, limit: UInt64)
+    /// A skippable frame written in pieces got more or fewer bytes than its header declared
+    /// (a writer's bug; the stream is unusable and must be discarded).
+    case skippablePayloadNotAsDeclared(offset: UInt64, declared: UInt64, written: UInt64)
 
     public var description: String {
         switch self {
@@ -26,6 +29,8 @@ public enum ZstdError: Error, Sendable, Hashable, CustomStringConvertible {
             "zstd: stream ends mid-frame at compressed offset \(offset) (truncated)"
         case .skippableFrameTooLarge(let offset, let size, let limit):
             "zstd: skippable frame at compressed offset \(offset) has \(size) bytes, limit is \(limit)"
+        case .skippablePayloadNotAsDeclared(let offset, let declared, let written):
+            "zstd: skippable frame at compressed offset \(offset) declared \(declared) bytes and was given \(written)"
         }
     }
 

@@ -66,4 +66,24 @@ import Testing
         let empty = ArchiveIndex(metadata: index.metadata, members: [], blobs: [], repositories: [], excluded: [])
         #expect(try empty.encoded() == Array(try ArchiveIndex.encoder().encode(empty)))
     }
+
+    /// An archive's index is rendered in pieces, never whole (the tar member, then the table
+    /// of contents): the pieces of an index many times their size join into exactly what
+    /// JSONEncoder writes, none is much more than a piece, and the count agrees.
+    @Test func piecesJoinIntoTheWholeIndex() throws {
+        var index = sample()
+        index.members += (0..<3_000).map {
+            IndexedMember(path: "docker/registry/v2/repositories/team-\($0 % 7)/app/_layers/sha256/\(digest("l\($0)").hex)/link",
+                          size: UInt64($0), digest: digest("l\($0)"))
+        }
+        index.blobs += (0..<500).map { SnapshotBlob(digest: digest("b\($0)"), size: Int64($0), archive: index.metadata.id) }
+        index.repositories += (0..<400).map { RepositoryBlobs(name: RepositoryName("team-\($0 % 7)/app-\($0)")!, blobs: Array(0..<$0 % 50)) }
+        var pieces: [[UInt8]] = []
+        try index.encode { pieces.append(Array($0)) }
+        let expected = Array(try ArchiveIndex.encoder().encode(index))
+        #expect(pieces.count > 5)
+        #expect(pieces.flatMap { $0 } == expected)
+        #expect(pieces.allSatisfy { $0.count < JSONText.pieceSize + 4096 })
+        #expect(try index.encodedCount() == expected.count)
+    }
 }

@@ -150,6 +150,21 @@ import Testing
         }
     }
 
+    @Test func writerRefusesRenderedContentNotAsDeclared() {
+        let piece = [UInt8](repeating: 1, count: 600)
+        #expect(throws: TarError.contentShorterThanDeclared(member: "index", declared: 1_000, written: 600)) {
+            try TarWriter { _ in }.addRenderedFile("index", mtime: TarTimestamp(seconds: 1), size: 1_000) { write in
+                try piece.withUnsafeBytes { try write($0) }
+            }
+        }
+        #expect(throws: TarError.contentLongerThanDeclared(member: "index", declared: 1_000)) {
+            try TarWriter { _ in }.addRenderedFile("index", mtime: TarTimestamp(seconds: 1), size: 1_000) { write in
+                try piece.withUnsafeBytes { try write($0) }
+                try piece.withUnsafeBytes { try write($0) }
+            }
+        }
+    }
+
     @Test func errorsNameMemberAndOffset() {
         let text = TarError.unsupportedMember(member: "x/y", type: .symlink, offset: 1536).description
         #expect(text.contains("symbolic link") && text.contains("x/y") && text.contains("1536"))

@@ -57,6 +57,22 @@ import Testing
         #expect(try readTar(archive).map(\.content) == [content])
     }
 
+    /// Content rendered as it goes (an archive's index) in pieces of any size, larger than the
+    /// writer's buffer or empty, reads back whole, and the next member starts on its block.
+    @Test(arguments: [512, 4096])
+    func renderedContentReadsBack(bufferSize: Int) throws {
+        let pieces = [randomBytes(100), [], randomBytes(5_000), randomBytes(1), randomBytes(511)]
+        let content = pieces.flatMap { $0 }
+        var archive = [UInt8]()
+        let writer = TarWriter(bufferSize: bufferSize) { archive.append(contentsOf: $0) }
+        try writer.addRenderedFile("index.json", mtime: TarTimestamp(seconds: 1), size: UInt64(content.count)) { write in
+            for piece in pieces { try piece.withUnsafeBytes { try write($0) } }
+        }
+        try writer.addFile("after", mtime: TarTimestamp(seconds: 2), contents: [7])
+        try writer.finish()
+        #expect(try readTar(archive, bufferSize: bufferSize, piece: 333).map(\.content) == [content, [7]])
+    }
+
     @Test func unreadContentIsSkipped() throws {
         var archive = [UInt8]()
         let writer = TarWriter { archive.append(contentsOf: $0) }

@@ -140,6 +140,39 @@ import Zstd
         #expect(Array(recorded) == [0x5E, 0x2A, 0x4D, 0x18])
     }
 
+    /// An archive's index goes in as it is rendered, in pieces: one frame, one payload,
+    /// whatever the pieces' sizes (empty ones included).
+    @Test(arguments: [[0, 16], [1, 0, 0], [70_000, 16], [300_000, 5, 65_536]])
+    func piecesAreOnePayload(_ sizes: [Int]) throws {
+        let pieces = sizes.enumerated().map { TestData.random($1, seed: UInt64($0) + 3) }
+        var out = [UInt8]()
+        let compressor = try ZstdCompressor(level: 1) { out.append(contentsOf: $0) }
+        try [UInt8](repeating: 1, count: 1000).withUnsafeBytes { try compressor.write($0) }
+        try compressor.writeSkippableFrame(size: sizes.reduce(0, +)) { write in
+            for piece in pieces { try piece.withUnsafeBytes { try write($0) } }
+        }
+        try [UInt8](repeating: 2, count: 10).withUnsafeBytes { try compressor.write($0) }
+        try compressor.finish()
+        let result = try decompress(out)
+        #expect(result.skippable.map(\.payload) == [pieces.flatMap { $0 }])
+        #expect(result.data == [UInt8](repeating: 1, count: 1000) + [UInt8](repeating: 2, count: 10))
+    }
+
+    /// Pieces that do not add up to the declared size are the writer's bug, refused either way.
+    @Test func piecesNotAsDeclaredAreRefused() throws {
+        let compressor = try ZstdCompressor(level: 1) { _ in }
+        #expect(throws: ZstdError.skippablePayloadNotAsDeclared(offset: 0, declared: 10, written: 12)) {
+            try compressor.writeSkippableFrame(size: 10) { write in
+                try [UInt8](repeating: 0, count: 6).withUnsafeBytes { try write($0) }
+                try [UInt8](repeating: 0, count: 6).withUnsafeBytes { try write($0) }
+            }
+        }
+        let other = try ZstdCompressor(level: 1) { _ in }
+        #expect(throws: ZstdError.skippablePayloadNotAsDeclared(offset: 0, declared: 10, written: 6)) {
+            try other.writeSkippableFrame(size: 10) { write in try [UInt8](repeating: 0, count: 6).withUnsafeBytes { try write($0) } }
+        }
+    }
+
     @Test func emptyPayload() throws {
         let (bytes, _, _) = try archive([1, 2, 3], [], [4], trailer: [])
         let result = try decompress(bytes, piece: 1)
