@@ -82,7 +82,7 @@ final class ArchivePipeline: Sendable {
     let reporter: any ProgressReporter
     let afterMember: (@Sendable (Int) async throws -> Void)?
     private let cursor: StageState<Cursor>
-    private let hashing = StageState(Hashing())
+    private let hashing: StageState<Hashing>
     /// Members written, for `afterMember`, and blob bytes, for progress; of the write stage.
     private let written: StageState<(members: Int, blobBytes: Int64)>
     private let failure = Mutex<(any Error)?>(nil)
@@ -101,6 +101,12 @@ final class ArchivePipeline: Sendable {
         self.reporter = reporter
         self.afterMember = afterMember
         self.cursor = StageState(Cursor(items: items))
+        // One member an item, and room for those written before: the list never regrows (a
+        // million links' members are some 70 MB to copy), and the writer puts the metadata
+        // member first without a copy.
+        var hashing = Hashing()
+        hashing.outcome.members.reserveCapacity(items.count + membersBefore)
+        self.hashing = StageState(hashing)
         self.written = StageState((membersBefore, 0))
         self.totalBytes = totalBytes
         // Created at 0 and signalled once: libdispatch refuses to free a semaphore left below
@@ -126,7 +132,9 @@ final class ArchivePipeline: Sendable {
             group.notify(queue: .global()) { continuation.resume() }
         }
         if let error = failure.withLock({ $0 }) { throw error }
-        var outcome = hashing.value.outcome
+        // Moved out, not copied: the caller adds a member, which would copy a list still shared.
+        var outcome = Outcome()
+        hashing.access { swap(&$0.outcome, &outcome) }
         outcome.findings = cursor.value.findings + outcome.findings
         return outcome
     }
