@@ -188,7 +188,7 @@ final class ArchivePipeline: Sendable {
         let snapshot = ArchiveWriter.timestamp(link.modified)
         guard let local = storage as? LocalStorage else { return snapshot }
         var info = stat()
-        guard lstat(local.absolutePath(link.path), &info) == 0 else { return snapshot }
+        guard lstat(local.absolutePath(.root) + "/" + link.path, &info) == 0 else { return snapshot }
         let precise = TarTimestamp(seconds: Int64(info.st_mtim.tv_sec), nanoseconds: UInt32(info.st_mtim.tv_nsec))
         let drift = abs(Double(precise.seconds - snapshot.seconds) + (Double(precise.nanoseconds) - Double(snapshot.nanoseconds)) / 1e9)
         return drift < 1e-6 ? precise : snapshot
@@ -206,7 +206,7 @@ final class ArchivePipeline: Sendable {
                     switch item {
                     case .link(let link):
                         let content = Array(link.target.description.utf8)
-                        let member = Member(path: link.path.description, size: UInt64(content.count),
+                        let member = Member(path: link.path, size: UInt64(content.count),
                                             mtime: Self.linkTimestamp(link, in: storage))
                         var next = 0
                         try chunk.add(member, 0..<member.size) { region in

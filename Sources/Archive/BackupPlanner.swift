@@ -64,28 +64,35 @@ public struct BackupPlanner: Sendable {
             }
         }
 
-        // Grouped by kind across repositories, in the order a restore places them.
-        var layerLinks: [BackupPlan.LinkFile] = []
-        var revisionLinks: [BackupPlan.LinkFile] = []
-        var historyLinks: [BackupPlan.LinkFile] = []
-        var tagLinks: [BackupPlan.LinkFile] = []
-        for repository in repositories {
-            findings += repository.findings.map(BackupFinding.store)
+        for repository in repositories { findings += repository.findings.map(BackupFinding.store) }
+        // Grouped by kind across repositories, in the order a restore places them, into one list
+        // made at its size; each repository's `_layers` links are dropped as they become files,
+        // so that a million of them are not held twice over.
+        var links: [BackupPlan.LinkFile] = []
+        links.reserveCapacity(repositories.reduce(0) { $0 + $1.layers.count + $1.revisions.count + $1.tagHistory.count + $1.tagCurrent.count })
+        for index in repositories.indices {
+            let repository = repositories[index]
+            repositories[index].layers = [:]
             for (digest, link) in repository.layers.sorted(by: { $0.key < $1.key })
             where includeGarbage || present.contains(link.target) {
-                layerLinks.append(.init(path: Layout.layerLink(repository.name, digest), target: link.target, modified: link.modified))
-            }
-            for (digest, link) in repository.revisions.sorted(by: { $0.key < $1.key }) {
-                revisionLinks.append(.init(path: Layout.revisionLink(repository.name, digest), target: link.target, modified: link.modified))
-            }
-            for (tag, link, digest) in repository.tagHistory {
-                historyLinks.append(.init(path: Layout.tagIndexLink(repository.name, tag, digest), target: link.target, modified: link.modified))
-            }
-            for (tag, link) in repository.tagCurrent {
-                tagLinks.append(.init(path: Layout.tagCurrentLink(repository.name, tag), target: link.target, modified: link.modified))
+                links.append(.init(path: Layout.layerLink(repository.name, digest), target: link.target, modified: link.modified))
             }
         }
-        let links = layerLinks + revisionLinks + historyLinks + tagLinks
+        for repository in repositories {
+            for (digest, link) in repository.revisions.sorted(by: { $0.key < $1.key }) {
+                links.append(.init(path: Layout.revisionLink(repository.name, digest), target: link.target, modified: link.modified))
+            }
+        }
+        for repository in repositories {
+            for (tag, link, digest) in repository.tagHistory {
+                links.append(.init(path: Layout.tagIndexLink(repository.name, tag, digest), target: link.target, modified: link.modified))
+            }
+        }
+        for repository in repositories {
+            for (tag, link) in repository.tagCurrent {
+                links.append(.init(path: Layout.tagCurrentLink(repository.name, tag), target: link.target, modified: link.modified))
+            }
+        }
 
         var garbage: [BackupPlan.BlobFile] = []
         var extraFiles: [StorePath] = []
