@@ -40,6 +40,22 @@ final class ArchivePipeline: Sendable {
         case extra(StorePath)
     }
 
+    /// The files to write, in archive order: blobs, links, then other files. A view over the
+    /// plan's own lists, so that a million links are not copied into a list of items.
+    struct Items: Sendable {
+        let blobs: [BackupPlan.BlobFile]
+        let links: [BackupPlan.LinkFile]
+        let extras: [StorePath]
+
+        var count: Int { blobs.count + links.count + extras.count }
+
+        subscript(position: Int) -> Item {
+            if position < blobs.count { return .blob(blobs[position]) }
+            if position < blobs.count + links.count { return .link(links[position - blobs.count]) }
+            return .extra(extras[position - blobs.count - links.count])
+        }
+    }
+
     /// What the pipeline hands back, members in archive order.
     struct Outcome: Sendable {
         var members: [IndexedMember] = []
@@ -51,7 +67,7 @@ final class ArchivePipeline: Sendable {
 
     /// Render state: which file comes next, and the one a chunk boundary cut.
     private struct Cursor {
-        var items: [Item]
+        var items: Items
         var next = 0
         var open: OpenFile?
         var findings: [BackupFinding] = []
@@ -90,7 +106,7 @@ final class ArchivePipeline: Sendable {
     /// One ring per stage: thread `i` waits on `rings[stage][i]`, then signals the next thread's.
     private let rings: [[DispatchSemaphore]]
 
-    init(storage: any StoreStorage, items: [Item], output: OutputFile, level: Int, jobs: Int, chunkSize: Int,
+    init(storage: any StoreStorage, items: Items, output: OutputFile, level: Int, jobs: Int, chunkSize: Int,
          membersBefore: Int, totalBytes: Int64, reporter: any ProgressReporter,
          afterMember: (@Sendable (Int) async throws -> Void)?) {
         self.storage = storage

@@ -77,12 +77,7 @@ public struct ArchiveWriter: Sendable {
     static let chunkSize = 1 << 20
 
     public func write(_ plan: BackupPlan, to path: String) async throws -> BackupResult {
-        let blobs = plan.blobsToWrite
-        var items: [ArchivePipeline.Item] = []
-        items.reserveCapacity(blobs.count + plan.links.count + plan.extraFiles.count)
-        items += blobs.lazy.map(ArchivePipeline.Item.blob)
-        items += plan.links.lazy.map(ArchivePipeline.Item.link)
-        items += plan.extraFiles.lazy.map(ArchivePipeline.Item.extra)
+        let items = ArchivePipeline.Items(blobs: plan.blobsToWrite, links: plan.links, extras: plan.extraFiles)
         let pipeline = ArchivePipeline(
             storage: storage, items: items, output: try OutputFile(path: path), level: level, jobs: jobs,
             chunkSize: Self.chunkSize, membersBefore: 1, totalBytes: plan.bytesToWrite, reporter: reporter,
