@@ -197,17 +197,19 @@ public final class LocalStorage: StoreStorage {
         }
     }
 
-    private static func requireRegularFile(_ info: stat, _ path: StorePath) throws(StorageError) {
+    /// The status of an open file, which must be a regular one to be read.
+    private static func regularFileStatus(_ descriptor: Int32, _ path: StorePath) throws(StorageError) -> stat {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw Self.error("stat", path, .current) }
         guard info.st_mode & S_IFMT == S_IFREG else {
             throw .system(operation: "read (not a regular file)", path: path, errno: Errno(EINVAL))
         }
+        return info
     }
 
     /// The content of an open regular file of at most `limit` bytes, and its status.
     private static func readWhole(_ descriptor: Int32, _ path: StorePath, limit: Int) throws(StorageError) -> (data: Data, status: FileStatus) {
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { throw Self.error("stat", path, .current) }
-        try requireRegularFile(info, path)
+        let info = try regularFileStatus(descriptor, path)
         guard Int(info.st_size) <= limit else {
             throw .system(operation: "read (file larger than \(limit) bytes)", path: path, errno: Errno(EFBIG))
         }
@@ -226,9 +228,7 @@ public final class LocalStorage: StoreStorage {
     public func readChunks(_ path: StorePath, chunkSize: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         let descriptor = try openBeneath(path, Self.readFlags, operation: "open")
         defer { close(descriptor) }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { throw Self.error("stat", path, .current) }
-        try Self.requireRegularFile(info, path)
+        _ = try Self.regularFileStatus(descriptor, path)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 4096)
         defer { buffer.deallocate() }
         while true {
@@ -245,14 +245,9 @@ public final class LocalStorage: StoreStorage {
 
     public func openForReading(_ path: StorePath) throws(StorageError) -> any StoreReadableFile {
         let descriptor = try openBeneath(path, Self.readFlags, operation: "open")
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else {
-            let failure = Errno.current
-            close(descriptor)
-            throw Self.error("stat", path, failure)
-        }
+        let info: stat
         do throws(StorageError) {
-            try Self.requireRegularFile(info, path)
+            info = try Self.regularFileStatus(descriptor, path)
         } catch {
             close(descriptor)
             throw error

@@ -58,11 +58,6 @@ public final class ManifestLoader: Sendable {
         shard(digest).cache.withLock { $0[digest]?.byteCount }
     }
 
-    /// Drops a cached answer, so that a manifest pushed while a run is under way is read again.
-    public func forget(_ digest: Digest) {
-        _ = shard(digest).cache.withLock { $0.removeValue(forKey: digest) }
-    }
-
     private static func read(_ storage: any StoreStorage, _ digest: Digest) -> Loaded {
         let data: Data
         do {
