@@ -24,7 +24,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // Reading the registry's own logs for `pulls import`: parser, gzip, incremental sources.
         .target(name: "PullLog", dependencies: ["CSystemShims", "CZlib", "RegistryModel", "RegistryStore"]),
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // libcurl's header (libcurl4-openssl-dev) at build time; the library itself is loaded on first use.
+        .target(name: "CCurl"),
         .target(name: "S3Store", dependencies: ["CCurl", "RegistryStore", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "TarFormat"),
         .target(name: "RegistryModel"),

@@ -47,6 +47,11 @@ mkdir -p "$WORK/debian"
 printf 'Source: regkeeper\n\nPackage: regkeeper\nArchitecture: any\n' >"$WORK/debian/control"
 depends=$(cd "$WORK" && dpkg-shlibdeps -O regkeeper/usr/bin/regkeeper | sed -n 's/^shlibs:Depends=//p')
 [ -n "$depends" ] || { echo "build-deb.sh: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
+# libcurl is loaded on the first S3 request (dlopen), not linked, so dpkg-shlibdeps cannot see
+# it: the dependency is the one libcurl4's own shlibs file gives for libcurl.so.4.
+curl=$(awk '$1 == "libcurl" && $2 == "4" { $1 = $2 = ""; sub(/^ +/, ""); print; exit }' "$(dpkg-query --control-path libcurl4 shlibs)")
+[ -n "$curl" ] || { echo "build-deb.sh: libcurl4's shlibs file names no libcurl.so.4" >&2; exit 1; }
+depends="$depends, $curl"
 
 (cd "$STAGE" && find etc -type f | sort | sed 's|^|/|') >"$STAGE/DEBIAN/conffiles"
 install -m 755 packaging/debian/postinst packaging/debian/postrm "$STAGE/DEBIAN/"

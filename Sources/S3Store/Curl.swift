@@ -103,26 +103,29 @@ private let sendBody: regkeeper_curl_data_callback = { buffer, size, count, cont
     return transfer.send(into: UnsafeMutableRawBufferPointer(start: buffer, count: size * count))
 }
 
-/// libcurl's process-wide setup must run once before any handle is made, and before threads.
-private let curlGlobalInit: Void = {
-    curl_global_init(Int(CURL_GLOBAL_DEFAULT))
-}()
-
 /// The single owner of one libcurl easy handle. A handle keeps its connection between
 /// requests, which is what makes thousands of small S3 requests cheap; it is used by one
 /// request at a time (the client's pool hands it to one caller), hence `@unchecked Sendable`.
 final class CurlHandle: @unchecked Sendable {
     private let handle: UnsafeMutableRawPointer
 
-    init() throws(CurlFailure) {
-        _ = curlGlobalInit
-        guard let handle = curl_easy_init() else {
-            throw CurlFailure(code: -1, message: "curl_easy_init failed", consumerError: nil, deliveredBody: false)
+    /// Why no handle could be made: libcurl is not there to load, or it made none.
+    enum SetupError: Error {
+        case libraryUnavailable(reason: String)
+        case noHandle
+    }
+
+    /// Loads libcurl on the process's first handle (`regkeeper_curl_load`, which also runs its
+    /// process-wide setup once), so that a machine without it fails here, not at start.
+    init() throws(SetupError) {
+        if let reason = regkeeper_curl_load() {
+            throw .libraryUnavailable(reason: String(cString: reason))
         }
+        guard let handle = regkeeper_curl_easy_init() else { throw .noHandle }
         self.handle = handle
     }
 
-    deinit { curl_easy_cleanup(handle) }
+    deinit { regkeeper_curl_easy_cleanup(handle) }
 
     /// Performs one request signed with AWS SigV4 by libcurl itself.
     func perform(
@@ -130,13 +133,13 @@ final class CurlHandle: @unchecked Sendable {
         timeout: (connect: Int, lowSpeedSeconds: Int),
         consume: ((UnsafeRawBufferPointer) throws -> Void)? = nil
     ) throws(CurlFailure) -> HTTPResponse {
-        curl_easy_reset(handle)
+        regkeeper_curl_easy_reset(handle)
         let transfer = Transfer(upload: request.body, consume: consume)
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         var headerList: UnsafeMutablePointer<curl_slist>?
-        defer { curl_slist_free_all(headerList) }
+        defer { regkeeper_curl_slist_free_all(headerList) }
         for header in request.headers {
-            headerList = curl_slist_append(headerList, "\(header.name): \(header.value)")
+            headerList = regkeeper_curl_slist_append(headerList, "\(header.name): \(header.value)")
         }
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         let code = errorBuffer.withUnsafeMutableBufferPointer { errorPointer -> CURLcode in
@@ -172,7 +175,7 @@ final class CurlHandle: @unchecked Sendable {
             default:
                 break
             }
-            return curl_easy_perform(handle)
+            return regkeeper_curl_easy_perform(handle)
         }
         // Nothing of this transfer may outlive it in the handle.
         regkeeper_curl_set_pointer(handle, CURLOPT_ERRORBUFFER, nil)
@@ -180,7 +183,7 @@ final class CurlHandle: @unchecked Sendable {
             let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             throw CurlFailure(
                 code: Int(code.rawValue),
-                message: detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail,
+                message: detail.isEmpty ? String(cString: regkeeper_curl_easy_strerror(code)) : detail,
                 consumerError: transfer.consumerError, deliveredBody: transfer.deliveredBody)
         }
         var status = 0

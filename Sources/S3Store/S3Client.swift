@@ -328,10 +328,13 @@ public final class S3Client: Sendable {
             method: method, url: endpoint.url + path + (queryText.isEmpty ? "" : "?" + queryText),
             headers: headers.map { (name: $0.0, value: $0.1) } + [(name: "x-amz-content-sha256", value: payloadHash)], body: body)
         let handle: CurlHandle
-        do throws(CurlFailure) {
+        do throws(CurlHandle.SetupError) {
             if let idle = idleHandles.withLock({ $0.popLast() }) { handle = idle } else { handle = try CurlHandle() }
+        } catch .libraryUnavailable(let reason) {
+            throw S3Error.libcurlUnavailable(reason: reason)
         } catch {
-            throw S3Error.transport(operation: operation, bucket: endpoint.bucket, key: key, curlCode: error.code, message: error.message, attempts: 0)
+            throw S3Error.transport(
+                operation: operation, bucket: endpoint.bucket, key: key, curlCode: -1, message: "curl_easy_init made no handle", attempts: 0)
         }
         var attempt = 0
         while true {

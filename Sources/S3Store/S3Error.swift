@@ -9,6 +9,8 @@ public enum S3Error: Error, Sendable, Hashable, CustomStringConvertible {
     case malformedResponse(operation: String, bucket: String, key: String, reason: String)
     /// `DeleteObjects` answered, but refused some keys.
     case notDeleted(bucket: String, key: String, code: String, message: String)
+    /// libcurl, loaded on the first S3 request, is not on this machine (or not usable).
+    case libcurlUnavailable(reason: String)
 
     public var description: String {
         switch self {
@@ -21,6 +23,8 @@ public enum S3Error: Error, Sendable, Hashable, CustomStringConvertible {
             "s3://\(bucket)/\(key): \(operation) answered something that is not S3 XML: \(reason)"
         case let .notDeleted(bucket, key, code, message):
             "s3://\(bucket)/\(key): DeleteObjects refused it: \(code) \(message)"
+        case let .libcurlUnavailable(reason):
+            "s3:// roots need libcurl (Debian package libcurl4), which could not be loaded: \(reason)"
         }
     }
 

@@ -169,6 +169,37 @@ import Testing
         }
     }
 
+    // MARK: A machine without libcurl
+
+    /// libcurl is loaded on the first S3 request, not linked: on a machine without it, local
+    /// stores work and an s3:// root gets one line naming the library and its package. The
+    /// library is hidden by mounting an empty file over it in a private mount namespace;
+    /// the same command outside it reaches libcurl (a refused connection), so the check can fail.
+    @Test(.enabled(if: getuid() == 0, "mounts over libcurl in a private mount namespace"))
+    func withoutLibcurlLocalStoresWorkAndS3NamesTheLibrary() throws {
+        let root = try Self.emptyStore()
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-state-\(UUID())")
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-no-libcurl-\(UUID())")
+        try Data().write(to: empty)
+        defer { try? FileManager.default.removeItem(at: empty) }
+        let library = try ProcessRunner.runBlocking("/bin/sh", ["-c", "ldconfig -p | awk '/libcurl\\.so\\.4 /{print $NF; exit}'"]).stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        try #require(library.hasSuffix("libcurl.so.4"), "ldconfig knows no libcurl.so.4: \(library)")
+        let binary = GCCommandTests.productsDirectory.appendingPathComponent("regkeeper").path
+        let s3 = ["report", "--root", "s3://registry", "--s3-endpoint", "http://127.0.0.1:1", "--state-dir", state.path]
+        func withoutLibcurl(_ arguments: [String]) throws -> Run {
+            try GCCommandTests.run("unshare", ["--mount", "--propagation", "private", "/bin/sh", "-c",
+                                               "mount --bind \"$1\" \"$2\" && shift 2 && exec env AWS_ACCESS_KEY_ID=a AWS_SECRET_ACCESS_KEY=b \"$@\"",
+                                               "without-libcurl", empty.path, library, binary] + arguments)
+        }
+
+        let local = try withoutLibcurl(["verify", "--quiet", "--root", root.path, "--state-dir", state.path])
+        #expect(local.status == 0, "\(local.stderr)")
+        expectOneLine(try withoutLibcurl(s3), status: 1,
+                      naming: ["s3:// roots need libcurl (Debian package libcurl4), which could not be loaded", "libcurl.so.4"])
+        let reached = try GCCommandTests.run("/usr/bin/env", ["AWS_ACCESS_KEY_ID=a", "AWS_SECRET_ACCESS_KEY=b", binary] + s3)
+        expectOneLine(reached, status: 1, naming: ["ListObjectsV2 failed", "(curl error 7)"])
+    }
+
     // MARK: A hostile policy
 
     /// A policy nested thousands of levels deep, one way YAML nests, and the line on which its

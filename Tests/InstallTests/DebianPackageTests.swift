@@ -67,11 +67,20 @@ import Testing
         let toolchain = try Self.toolchainDirectory()
         #expect(!ldd.contains(toolchain), "loads from the toolchain:\n\(ldd)")
         #expect(!ldd.contains("not found") && !ldd.contains("libswift") && !ldd.contains("libFoundation"), "\(ldd)")
+        // An s3:// root loads libcurl and gets as far as the (refused) connection.
+        let s3State = FileManager.default.temporaryDirectory.appendingPathComponent("regkeeper-deb-s3-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: s3State) }
+        let s3 = try Self.run("/usr/bin/env", ["-i", "PATH=/usr/bin:/bin", "AWS_ACCESS_KEY_ID=a", "AWS_SECRET_ACCESS_KEY=b", "regkeeper", "report",
+                                                "--root", "s3://registry", "--s3-endpoint", "http://127.0.0.1:1", "--state-dir", s3State.path])
+        #expect(s3.status == 1 && s3.stderrText.contains("(curl error 7)"), "\(s3.stderrText)")
 
-        // Depends names exactly the packages of the libraries the binary links.
-        let needed = try ProcessRunner.runBlocking("/usr/bin/objdump", ["-p", "/usr/bin/regkeeper"]).stdoutText
+        // Depends names exactly the packages of the libraries the binary links, and of libcurl,
+        // which it loads on the first S3 request.
+        let linked = try ProcessRunner.runBlocking("/usr/bin/objdump", ["-p", "/usr/bin/regkeeper"]).stdoutText
             .split(separator: "\n").filter { $0.contains("NEEDED") }.map { String($0.split(separator: " ").last!) }
-        #expect(!needed.isEmpty)
+        #expect(!linked.isEmpty)
+        #expect(!linked.contains("libcurl.so.4"), "loaded when needed, not linked")
+        let needed = linked + ["libcurl.so.4"]
         var owners: Set<String> = []
         for library in needed {
             let search = try ProcessRunner.runBlocking("/usr/bin/dpkg", ["-S", "*/\(library)"]).stdoutText
