@@ -35,7 +35,8 @@ public struct VerifyStore: Sendable {
         let report: VerifyReport
         if options.quarantineDirectory == nil {
             // Only the verification records are written, and only once the run is under way:
-            // the database is opened meanwhile.
+            // the database is opened meanwhile, and closed without the checkpoint the run's
+            // end would otherwise wait for.
             let verifier = Verifier(storage: storage, opening: Self.openInBackground(url), options: options, reporter: reporter, findings: findings)
             report = try await verifier.run()
         } else {
@@ -52,7 +53,9 @@ public struct VerifyStore: Sendable {
     private static func openInBackground(_ url: URL) -> Task<StateStore, any Error> {
         Task {
             try await withCheckedThrowingContinuation { continuation in
-                DispatchQueue.global().async { continuation.resume(with: Result { try StateStore.open(at: url) }) }
+                DispatchQueue.global().async {
+                    continuation.resume(with: Result { try StateStore.open(at: url, checkpointsOnClose: false) })
+                }
             }
         }
     }

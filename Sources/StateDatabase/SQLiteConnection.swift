@@ -40,6 +40,16 @@ public final class SQLiteConnection {
         sqlite3_close_v2(handle)
     }
 
+    /// Closing leaves what was committed in the write-ahead log instead of copying it into the
+    /// database first (a checkpoint: two fsyncs and the page copies, which a command otherwise
+    /// waits for at its very end). The next connection that checkpoints (any commit once the
+    /// log holds 1,000 pages, or any other command's close) moves it; until then it is read
+    /// from the log, which is as durable as each commit's `synchronous` made it.
+    public func leaveWriteAheadLogOnClose() throws(SQLiteError) {
+        let code = csqlite_leave_wal_on_close(handle)
+        guard code == SQLITE_OK else { throw error(code: code, sql: "sqlite3_db_config(SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE)") }
+    }
+
     /// Runs one or more semicolon-separated statements that bind nothing and return no rows
     /// that matter (schema scripts, pragmas).
     public func execute(_ sql: String) throws(SQLiteError) {

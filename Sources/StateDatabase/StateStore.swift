@@ -12,8 +12,15 @@ public actor StateStore {
     /// Opens the database at `url`, creating it and its directory if missing, and upgrades its
     /// schema. Refuses, without changing the file, a database written by a newer regkeeper
     /// (`StateStoreError.newerSchema`) and a damaged one (`StateStoreError.corrupt`).
-    public static func open(at url: URL) throws -> StateStore {
-        try StateStore(connection: openMigratedDatabase(at: url, migrations: Migration.all))
+    ///
+    /// - Parameter checkpointsOnClose: false for a run that writes nothing but verification
+    ///   records (which a later run can do without): closing then leaves them in the
+    ///   write-ahead log for the next command to checkpoint (`leaveWriteAheadLogOnClose`).
+    ///   Every run that records history checkpoints, so its records reach the database file.
+    public static func open(at url: URL, checkpointsOnClose: Bool = true) throws -> StateStore {
+        let connection = try openMigratedDatabase(at: url, migrations: Migration.all)
+        if !checkpointsOnClose { try connection.leaveWriteAheadLogOnClose() }
+        return StateStore(connection: connection)
     }
 
     init(connection: SQLiteConnection) {

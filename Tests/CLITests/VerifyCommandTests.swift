@@ -106,6 +106,33 @@ import Testing
         #expect(report.findings.first?.message.contains("Permission denied") == true)
     }
 
+    /// verify closes the state database without checkpointing (its end would wait for two
+    /// fsyncs): its records stay in the write-ahead log, where the next run reads them, until
+    /// another command's close moves them into the database file.
+    @Test func recordsLeftInTheWriteAheadLogAreReadAndLaterCheckpointed() throws {
+        let fixture = try SampleImageStore(.local)
+        let log = fixture.stateDirectory.appendingPathComponent("state.db-wal")
+        let first = try regkeeper(fixture, ["--json"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let blobs = try decode(first.stdout).counts.blobsHashed
+        #expect(blobs > 0)
+        let logged = try FileManager.default.attributesOfItem(atPath: log.path)[.size] as? Int ?? 0
+        #expect(logged > 0, "the records are in the log")
+
+        func recentlyVerified() throws -> (recent: Int, hashed: Int) {
+            let again = try regkeeper(fixture, ["--json", "--max-age", "1h"])
+            #expect(again.status == 0, "\(again.stderr)")
+            let counts = try decode(again.stdout).counts
+            return (counts.recentlyVerified, counts.blobsHashed)
+        }
+        #expect(try recentlyVerified() == (blobs, 0), "read back from the log")
+
+        let history = try run(Self.binary, ["history", "--json", "--root", try #require(fixture.root).path, "--state-dir", fixture.stateDirectory.path])
+        #expect(history.status == 0, "\(history.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: log.path), "checkpointed and removed by history's close")
+        #expect(try recentlyVerified() == (blobs, 0), "read back from the database file")
+    }
+
     // MARK: Running the binary
 
     static let binary = BuiltProducts.executable("regkeeper")
