@@ -1,4 +1,4 @@
-// SHA-256 compression with the x86 SHA extensions, one message or two interleaved.
+// SHA-256 compression with the x86 SHA extensions, one message or two or three interleaved.
 // Functions carry their own target attributes, so the package builds without -msha and
 // callers check csha256_available() before use.
 
@@ -62,54 +62,70 @@ TARGET static inline __m128i load_words(const uint8_t *p) {
 #define PREPARE(w, g) w[((g) - 1) & 3] = _mm_sha256msg1_epu32(w[((g) - 1) & 3], w[(g) & 3])
 #define KEYED(w, g) _mm_add_epi32(w[(g) & 3], _mm_load_si128((const __m128i *)&K[4 * (g)]))
 
-TARGET void csha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks) {
-    __m128i abef, cdgh;
-    load_state(state, &abef, &cdgh);
-    for (; blocks > 0; blocks--, data += 64) {
-        __m128i savedAbef = abef, savedCdgh = cdgh, w[4];
-        for (int i = 0; i < 4; i++) w[i] = load_words(data + 16 * i);
+// The compression of `lanes` independent messages, their rounds interleaved group by group.
+// Written once over arrays, for the compiler to unroll for each lane count: clang schedules
+// this form better than the same rounds written out by hand (measured on the project's
+// Zen 4 machine: three lanes 3.5 GB/s a core against 2.9, two 3.0 against 2.9).
+TARGET __attribute__((always_inline)) static inline void blocks_in_lanes(
+    const int lanes, uint32_t *const states[], const uint8_t *data[], size_t blocks) {
+    __m128i abef[3], cdgh[3];
+    for (int s = 0; s < lanes; s++) load_state(states[s], &abef[s], &cdgh[s]);
+    for (; blocks > 0; blocks--) {
+        __m128i savedAbef[3], savedCdgh[3], w[3][4];
+#pragma clang loop unroll(full)
+        for (int s = 0; s < lanes; s++) {
+            savedAbef[s] = abef[s];
+            savedCdgh[s] = cdgh[s];
+            for (int i = 0; i < 4; i++) w[s][i] = load_words(data[s] + 16 * i);
+            data[s] += 64;
+        }
 #pragma clang loop unroll(full)
         for (int g = 0; g < 16; g++) {
-            __m128i m = KEYED(w, g);
-            HALF1(abef, cdgh, m);
-            if (g >= 3 && g < 15) COMPLETE(w, g);
-            HALF2(abef, cdgh, m);
-            if (g >= 1 && g < 13) PREPARE(w, g);
+            __m128i m[3];
+#pragma clang loop unroll(full)
+            for (int s = 0; s < lanes; s++) {
+                m[s] = KEYED(w[s], g);
+                HALF1(abef[s], cdgh[s], m[s]);
+            }
+            if (g >= 3 && g < 15) {
+#pragma clang loop unroll(full)
+                for (int s = 0; s < lanes; s++) COMPLETE(w[s], g);
+            }
+#pragma clang loop unroll(full)
+            for (int s = 0; s < lanes; s++) HALF2(abef[s], cdgh[s], m[s]);
+            if (g >= 1 && g < 13) {
+#pragma clang loop unroll(full)
+                for (int s = 0; s < lanes; s++) PREPARE(w[s], g);
+            }
         }
-        abef = _mm_add_epi32(abef, savedAbef);
-        cdgh = _mm_add_epi32(cdgh, savedCdgh);
+#pragma clang loop unroll(full)
+        for (int s = 0; s < lanes; s++) {
+            abef[s] = _mm_add_epi32(abef[s], savedAbef[s]);
+            cdgh[s] = _mm_add_epi32(cdgh[s], savedCdgh[s]);
+        }
     }
-    store_state(abef, cdgh, state);
+    for (int s = 0; s < lanes; s++) store_state(abef[s], cdgh[s], states[s]);
+}
+
+TARGET void csha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks) {
+    uint32_t *const states[1] = {state};
+    const uint8_t *datas[1] = {data};
+    blocks_in_lanes(1, states, datas, blocks);
 }
 
 TARGET void csha256_blocks_x2(uint32_t first[8], const uint8_t *firstData,
                               uint32_t second[8], const uint8_t *secondData, size_t blocks) {
-    __m128i abef, cdgh, abef2, cdgh2;
-    load_state(first, &abef, &cdgh);
-    load_state(second, &abef2, &cdgh2);
-    for (; blocks > 0; blocks--, firstData += 64, secondData += 64) {
-        __m128i savedAbef = abef, savedCdgh = cdgh, savedAbef2 = abef2, savedCdgh2 = cdgh2, w[4], v[4];
-        for (int i = 0; i < 4; i++) {
-            w[i] = load_words(firstData + 16 * i);
-            v[i] = load_words(secondData + 16 * i);
-        }
-#pragma clang loop unroll(full)
-        for (int g = 0; g < 16; g++) {
-            __m128i m = KEYED(w, g), n = KEYED(v, g);
-            HALF1(abef, cdgh, m);
-            HALF1(abef2, cdgh2, n);
-            if (g >= 3 && g < 15) { COMPLETE(w, g); COMPLETE(v, g); }
-            HALF2(abef, cdgh, m);
-            HALF2(abef2, cdgh2, n);
-            if (g >= 1 && g < 13) { PREPARE(w, g); PREPARE(v, g); }
-        }
-        abef = _mm_add_epi32(abef, savedAbef);
-        cdgh = _mm_add_epi32(cdgh, savedCdgh);
-        abef2 = _mm_add_epi32(abef2, savedAbef2);
-        cdgh2 = _mm_add_epi32(cdgh2, savedCdgh2);
-    }
-    store_state(abef, cdgh, first);
-    store_state(abef2, cdgh2, second);
+    uint32_t *const states[2] = {first, second};
+    const uint8_t *datas[2] = {firstData, secondData};
+    blocks_in_lanes(2, states, datas, blocks);
+}
+
+TARGET void csha256_blocks_x3(uint32_t first[8], const uint8_t *firstData,
+                              uint32_t second[8], const uint8_t *secondData,
+                              uint32_t third[8], const uint8_t *thirdData, size_t blocks) {
+    uint32_t *const states[3] = {first, second, third};
+    const uint8_t *datas[3] = {firstData, secondData, thirdData};
+    blocks_in_lanes(3, states, datas, blocks);
 }
 
 #else
@@ -122,6 +138,12 @@ void csha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks) {
 void csha256_blocks_x2(uint32_t first[8], const uint8_t *firstData,
                        uint32_t second[8], const uint8_t *secondData, size_t blocks) {
     (void)first; (void)firstData; (void)second; (void)secondData; (void)blocks;
+    __builtin_trap();
+}
+void csha256_blocks_x3(uint32_t first[8], const uint8_t *firstData,
+                       uint32_t second[8], const uint8_t *secondData,
+                       uint32_t third[8], const uint8_t *thirdData, size_t blocks) {
+    (void)first; (void)firstData; (void)second; (void)secondData; (void)third; (void)thirdData; (void)blocks;
     __builtin_trap();
 }
 

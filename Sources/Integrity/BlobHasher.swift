@@ -14,7 +14,7 @@ public enum HashOutcome: Hashable, Sendable {
 
 /// Streams a blob through swift-crypto's SHA-256 or SHA-512 (BoringSSL, which uses the CPU's
 /// SHA extensions) and compares with the digest in its path. Never loads a whole file. verify
-/// hashes SHA-256 blobs two at a time (`TwoLaneHasher`) where the CPU has SHA extensions, and
+/// hashes SHA-256 blobs three at a time (`LaneHasher`) where the CPU has SHA extensions, and
 /// comes here for SHA-512 blobs and on CPUs without them.
 public struct BlobHasher: Sendable {
     public let storage: any StoreStorage

@@ -42,7 +42,7 @@ final class HashPool: Sendable {
     }
 
     private let storage: any StoreStorage
-    private let twoAtOnce: Bool
+    private let inLanes: Bool
     /// Hashes blobs one at a time where the CPU lacks SHA extensions.
     private let hasher: BlobHasher
     private let order: Order
@@ -62,9 +62,9 @@ final class HashPool: Sendable {
     let results: AsyncStream<[Result]>
     static let batchSize = 64
 
-    init(storage: any StoreStorage, jobs: Int, order: Order, deadline: ContinuousClock.Instant?, twoAtOnce: Bool, reporter: any ProgressReporter) {
+    init(storage: any StoreStorage, jobs: Int, order: Order, deadline: ContinuousClock.Instant?, inLanes: Bool, reporter: any ProgressReporter) {
         self.storage = storage
-        self.twoAtOnce = twoAtOnce
+        self.inLanes = inLanes
         hasher = BlobHasher(storage: storage)
         self.order = order
         self.deadline = deadline
@@ -137,7 +137,7 @@ final class HashPool: Sendable {
     /// The next blob to hash; `.done` when there is none left or the run stopped. Without
     /// `wait`, `.notYet` when blobs may still be added; with it, waits for them, calling
     /// `beforeWaiting` (without the lock) first.
-    private func next(wait: Bool, beforeWaiting: () -> Void) -> TwoLaneHasher.Take {
+    private func next(wait: Bool, beforeWaiting: () -> Void) -> LaneHasher.Take {
         condition.lock()
         defer { condition.unlock() }
         var handedOver = false
@@ -183,8 +183,8 @@ final class HashPool: Sendable {
             meter.finishedFile()
             if batch.count >= Self.batchSize || blob.size >= BlobHasher.chunkSize { handOver() }
         }
-        if twoAtOnce {
-            TwoLaneHasher(storage: storage).run(
+        if inLanes {
+            LaneHasher(storage: storage).run(
                 take: { next(wait: $0, beforeWaiting: handOver) }, progress: { meter.add(bytes: $0) }, finished: finished)
         } else {
             while case .blob(let blob) = next(wait: true, beforeWaiting: handOver) {

@@ -15,9 +15,9 @@ public struct Verifier: Sendable {
     public let findings: @Sendable (IntegrityFinding) -> Void
     /// Injected, so tests can age verification records without sleeping.
     public let now: @Sendable () -> Date
-    /// Whether blobs are hashed two at a time (`TwoLaneHasher`): wherever the CPU allows;
+    /// Whether blobs are hashed several at a time (`LaneHasher`): wherever the CPU allows;
     /// tests turn it off to run the one-at-a-time path such CPUs take.
-    var hashesTwoAtOnce = SHA256Blocks.isAvailable
+    var hashesInLanes = SHA256Blocks.isAvailable
 
     public init(
         storage: any StoreStorage, state: StateStore, options: VerifyOptions,
@@ -69,7 +69,7 @@ public struct Verifier: Sendable {
         let cutoff = ScrubSchedule.cutoff(now: startedAt, maxAge: options.maxAge)
 
         let pool = HashPool(storage: storage, jobs: jobs, order: streaming ? .largeFirst : .asAdded, deadline: deadline,
-                            twoAtOnce: hashesTwoAtOnce, reporter: reporter)
+                            inLanes: hashesInLanes, reporter: reporter)
         reporter.phaseStarted("scan")
         let scanStart = ContinuousClock.now
         reporter.phaseStarted("hash")

@@ -8,12 +8,12 @@ import Testing
 
 /// Hashing runs beside the scan, small blobs on one path and blobs larger than one read on
 /// another: whatever the number of threads, every blob is hashed once, recorded once, and
-/// judged against the whole reference graph; the same with blobs hashed two at a time and
+/// judged against the whole reference graph; the same with blobs hashed in lanes and
 /// one at a time (CPUs without SHA extensions).
 @Suite struct PipelineTests {
     @Test(arguments: [1, 2, 5], [true, false])
-    func largeAndSmallBlobsAreEachHashedAndRecordedOnce(_ jobs: Int, _ twoAtOnce: Bool) async throws {
-        guard !twoAtOnce || SHA256Blocks.isAvailable else { return }
+    func largeAndSmallBlobsAreEachHashedAndRecordedOnce(_ jobs: Int, _ inLanes: Bool) async throws {
+        guard !inLanes || SHA256Blocks.isAvailable else { return }
         let fixture = try Fixture(.local)
         // Larger than one read, so they take the large blobs' path; one of them shared.
         let big = (0..<3).map { layerBytes("big-\($0)", size: BlobHasher.chunkSize * 2 + 1000 * $0) }
@@ -28,7 +28,7 @@ import Testing
         options.jobs = jobs
         let consumed = Consumed()
         var verifier = Verifier(storage: fixture.storage, state: try fixture.state(), options: options, findings: { consumed.append($0) })
-        verifier.hashesTwoAtOnce = twoAtOnce
+        verifier.hashesInLanes = inLanes
         let report = try await verifier.run()
 
         let all = fixture.allBlobs.union(first.blobs).union(second.blobs)

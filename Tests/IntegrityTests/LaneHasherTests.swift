@@ -7,11 +7,11 @@ import RegistryStore
 import StoreTestSupport
 import Testing
 
-/// The SHA-256 that verify runs on CPUs with SHA extensions: its own compression, two blobs at
-/// once. It must give swift-crypto's digest for every length and every pairing, and the same
-/// outcome `BlobHasher` gives for every blob, damaged, missing or of another algorithm.
+/// The SHA-256 that verify runs on CPUs with SHA extensions: its own compression, up to three
+/// blobs at once. It must give swift-crypto's digest for every length and every grouping, and
+/// the same outcome `BlobHasher` gives for every blob, damaged, missing or of another algorithm.
 @Suite(.enabled(if: SHA256Blocks.isAvailable, "the CPU lacks SHA extensions: verify hashes with swift-crypto"))
-struct TwoLaneHasherTests {
+struct LaneHasherTests {
     private static func bytes(_ count: Int, seed: UInt64) -> [UInt8] {
         var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
         return (0..<count).map { _ in
@@ -58,10 +58,29 @@ struct TwoLaneHasherTests {
         #expect(digests.0 != digests.1)
     }
 
-    /// Blobs of sizes that pair unevenly (empty, under a block, around one read, several reads),
-    /// some damaged, one missing, one SHA-512, handed over now and then with nothing to take:
-    /// each outcome is `BlobHasher`'s, and each blob is reported once.
-    @Test func everyBlobGetsBlobHashersOutcome() async throws {
+    /// Three messages compressed together, each finished with a tail of its own.
+    @Test(arguments: [(1, 0, 0, 0), (1, 55, 56, 63), (3, 63, 1, 17), (17, 0, 63, 55), (4096, 7, 40, 0)])
+    func threeMessagesCompressedTogether(_ blocks: Int, _ firstTail: Int, _ secondTail: Int, _ thirdTail: Int) {
+        let messages = [firstTail, secondTail, thirdTail].enumerated().map { Self.bytes(blocks * 64 + $1, seed: UInt64(11 + $0)) }
+        var first = SHA256Blocks(), second = SHA256Blocks(), third = SHA256Blocks()
+        let digests = messages[0].withUnsafeBytes { a in
+            messages[1].withUnsafeBytes { b in
+                messages[2].withUnsafeBytes { c in
+                    SHA256Blocks.compress(&first, a.baseAddress!, &second, b.baseAddress!, &third, c.baseAddress!, blocks: blocks)
+                    return zip([first, second, third], [a, b, c]).map { $0.finish(tail: UnsafeRawBufferPointer(rebasing: $1[(blocks * 64)...])) }
+                }
+            }
+        }
+        #expect(digests == messages.map(Self.expected))
+        #expect(Set(digests).count == 3)
+    }
+
+    /// Blobs of sizes that group unevenly (empty, under a block, around one read, several
+    /// reads), some damaged, one missing, one SHA-512, handed over now and then with nothing
+    /// to take (so that three, two and one lane compress): each outcome is `BlobHasher`'s, and
+    /// each blob is reported once.
+    @Test(arguments: [2, 3, 5])
+    func everyBlobGetsBlobHashersOutcome(_ notYetEvery: Int) async throws {
         try await withTemporaryDirectory { directory in
             let storage = try LocalStorage(root: directory.path)
             let read = BlobHasher.chunkSize
@@ -86,10 +105,10 @@ struct TwoLaneHasherTests {
             var outcomes: [Digest: HashOutcome] = [:]
             var reported = 0
             var hashed = 0
-            TwoLaneHasher(storage: storage).run(
+            LaneHasher(storage: storage).run(
                 take: { wait in
                     turn += 1
-                    if !wait, turn % 3 == 0 { return .notYet }
+                    if !wait, turn % notYetEvery == 0 { return .notYet }
                     return queue.popFirst().map { .blob($0) } ?? .done
                 },
                 progress: { hashed += $0 },
