@@ -39,6 +39,9 @@ final class HashPool: Sendable {
         var addingDone = false
         var stopped = false
         var taken = 0
+        /// `.largeFirst`'s large blobs each thread holds (index by thread): a thread that holds
+        /// one is handed no small blob (see `next`).
+        var largeHeld: [Int] = []
     }
 
     private let storage: any StoreStorage
@@ -70,6 +73,7 @@ final class HashPool: Sendable {
         self.deadline = deadline
         self.jobs = max(1, jobs)
         running = Atomic(self.jobs)
+        state.largeHeld = Array(repeating: 0, count: self.jobs)
         meter = HashMeter(reporter: reporter)
         (results, continuation) = AsyncStream.makeStream(of: [Result].self, bufferingPolicy: .unbounded)
     }
@@ -79,7 +83,7 @@ final class HashPool: Sendable {
         for index in 0..<jobs {
             threads.enter()
             let thread = Thread { [self] in
-                work()
+                work(thread: index)
                 threads.leave()
             }
             thread.name = "regkeeper-hash-\(index)"
@@ -137,7 +141,7 @@ final class HashPool: Sendable {
     /// The next blob to hash; `.done` when there is none left or the run stopped. Without
     /// `wait`, `.notYet` when blobs may still be added; with it, waits for them, calling
     /// `beforeWaiting` (without the lock) first.
-    private func next(wait: Bool, beforeWaiting: () -> Void) -> LaneHasher.Take {
+    private func next(thread: Int, wait: Bool, beforeWaiting: () -> Void) -> LaneHasher.Take {
         condition.lock()
         defer { condition.unlock() }
         var handedOver = false
@@ -151,9 +155,15 @@ final class HashPool: Sendable {
             if state.nextFirst < state.first.count {
                 state.nextFirst += 1
                 state.taken += 1
-                return .blob(state.first[state.nextFirst - 1])
+                let blob = state.first[state.nextFirst - 1]
+                if order == .largeFirst { state.largeHeld[thread] += 1 }
+                return .blob(blob)
             }
-            if state.addingDone {
+            // Lanes advance together, as far as the shortest: a small blob beside a large one
+            // would hold the large one to a few blocks a step, and a thread whose last large
+            // blob is left alone would then hash it in one lane while the small blobs, done
+            // already, could have kept the other core busy. Small blobs wait for its lanes.
+            if state.addingDone, state.largeHeld[thread] == 0 || wait {
                 guard state.nextLast < state.last.count else { return .done }
                 state.nextLast += 1
                 state.taken += 1
@@ -171,7 +181,7 @@ final class HashPool: Sendable {
         }
     }
 
-    private func work() {
+    private func work(thread: Int) {
         var batch: [Result] = []
         func handOver() {
             guard !batch.isEmpty else { return }
@@ -179,15 +189,16 @@ final class HashPool: Sendable {
             batch.removeAll(keepingCapacity: true)
         }
         func finished(_ blob: BlobStatus, _ outcome: HashOutcome) {
+            if order == .largeFirst, blob.size >= BlobHasher.chunkSize { locked { $0.largeHeld[thread] -= 1 } }
             batch.append(Result(blob: blob, outcome: outcome))
             meter.finishedFile()
             if batch.count >= Self.batchSize || blob.size >= BlobHasher.chunkSize { handOver() }
         }
         if inLanes {
             LaneHasher(storage: storage).run(
-                take: { next(wait: $0, beforeWaiting: handOver) }, progress: { meter.add(bytes: $0) }, finished: finished)
+                take: { next(thread: thread, wait: $0, beforeWaiting: handOver) }, progress: { meter.add(bytes: $0) }, finished: finished)
         } else {
-            while case .blob(let blob) = next(wait: true, beforeWaiting: handOver) {
+            while case .blob(let blob) = next(thread: thread, wait: true, beforeWaiting: handOver) {
                 finished(blob, hasher.hash(blob.digest, size: blob.size) { meter.add(bytes: $0) })
             }
         }
