@@ -3,8 +3,8 @@ import RegistryModel
 import RegistryStore
 
 /// SHA-256 of one message through `CSHA256`'s compression: whole blocks as they come, then
-/// the tail with its padding. Two or three of them advance together through
-/// `compress(_:_:blocks:)`.
+/// the tail with its padding. Two or three of them advance together through the static
+/// `compress` functions.
 struct SHA256Blocks {
     /// Whether this CPU has the SHA extensions the compression needs.
     static let isAvailable = csha256_available() != 0
@@ -83,8 +83,8 @@ struct SHA256Blocks {
 /// Hashes SHA-256 blobs three at a time on one thread, their blocks compressed together
 /// (`SHA256Blocks.compress`): SHA256RNDS2's latency leaves the unit idle between one
 /// message's rounds, and other messages' rounds fill it: 3.5 GB/s a core for three, 3.0 for
-/// two, 2.0 for one message, which is also what `openssl speed` gets (`regkeeper-bench
-/// verify` prints both).
+/// two, 2.0 for one message (what `openssl speed` gets; `regkeeper-bench verify` prints
+/// both).
 ///
 /// Each lane reads its blob into a buffer of its own, reused from blob to blob; when one lane
 /// has drained its buffer it reads on while the others keep what they have, so blobs of any
