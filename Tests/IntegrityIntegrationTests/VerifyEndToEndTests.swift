@@ -112,6 +112,37 @@ import Testing
         }
     }
 
+    /// Layers of several reads each, more of them than a run's lanes hold, so that blobs are
+    /// hashed three, two and one at a time and lanes regroup between reads: `--quarantine`
+    /// moves exactly the layer damaged in its second read, and every tag that does not hold it
+    /// still pulls. A compression that mixed up its lanes would quarantine good layers and
+    /// break tags here.
+    @Test func quarantineOnLayersOfSeveralReadsMovesOnlyTheDamagedOne() async throws {
+        try await withRegistry { server, client in
+            let store = try await SampleStore.push(to: client, layerSize: BlobHasher.chunkSize + 70_001)
+            let holders = store.tagged.map(\.allBlobDigests)
+            let damagedText = try #require(store.tagged.flatMap(\.layers).map(\.digest).first { layer in
+                holders.filter { $0.contains(layer) }.count == 1
+            })
+            let damaged = try digest(damagedText)
+            try modify(server.root, Layout.blobData(damaged)) { $0[BlobHasher.chunkSize + 5] ^= 0x01 }
+
+            let quarantined = try verify(server.root, ["--quarantine"])
+            #expect(quarantined.status == 5, "\(quarantined.stderr)")
+            let report = try quarantined.report()
+            #expect(report.counts.quarantined == 1)
+            #expect(report.findings.filter { $0.quarantinedTo != nil }.map(\.digest) == [damaged])
+
+            try await server.restart()
+            for image in store.tagged {
+                for tag in image.tags {
+                    let pulls = await Skopeo.pullSucceeds(server: server, repository: image.repository, reference: tag)
+                    #expect(pulls == !image.allBlobDigests.contains(damagedText), "\(image.repository):\(tag)")
+                }
+            }
+        }
+    }
+
     // MARK: Helpers
 
     static let app = RepositoryName("library/app")!
