@@ -78,6 +78,10 @@ final class HashPool: Sendable {
         (results, continuation) = AsyncStream.makeStream(of: [Result].self, bufferingPolicy: .unbounded)
     }
 
+    /// Larger than one read: `.largeFirst` hands these out first, and each one's outcome is
+    /// handed over as soon as it is known.
+    private static func isLarge(_ blob: BlobStatus) -> Bool { blob.size >= BlobHasher.chunkSize }
+
     /// Starts the threads; they wait for blobs.
     func start() {
         for index in 0..<jobs {
@@ -96,7 +100,7 @@ final class HashPool: Sendable {
         meter.expect(blobs)
         locked { state in
             for blob in blobs {
-                if order == .largeFirst, blob.size < BlobHasher.chunkSize { state.last.append(blob) } else { state.first.append(blob) }
+                if order == .largeFirst, !Self.isLarge(blob) { state.last.append(blob) } else { state.first.append(blob) }
             }
         }
         condition.broadcast()
@@ -189,10 +193,11 @@ final class HashPool: Sendable {
             batch.removeAll(keepingCapacity: true)
         }
         func finished(_ blob: BlobStatus, _ outcome: HashOutcome) {
-            if order == .largeFirst, blob.size >= BlobHasher.chunkSize { locked { $0.largeHeld[thread] -= 1 } }
+            let large = Self.isLarge(blob)
+            if order == .largeFirst, large { locked { $0.largeHeld[thread] -= 1 } }
             batch.append(Result(blob: blob, outcome: outcome))
             meter.finishedFile()
-            if batch.count >= Self.batchSize || blob.size >= BlobHasher.chunkSize { handOver() }
+            if batch.count >= Self.batchSize || large { handOver() }
         }
         if inLanes {
             LaneHasher(storage: storage).run(
