@@ -17,7 +17,7 @@ void csha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks);
 /// message's round chain leaves the unit idle that a second message's fills.
 void csha256_blocks_x2(uint32_t first[8], const uint8_t *firstData,
                        uint32_t second[8], const uint8_t *secondData, size_t blocks);
-/// The same over three messages: 3.6 GB/s a core against 3.1 for two on this project's
+/// The same over three messages: 3.5 GB/s a core against 3.0 for two on this project's
 /// AMD EPYC (Zen 4) machine. A fourth no longer fits the sixteen registers the SHA
 /// instructions can name, and its spills make it slower than three.
 void csha256_blocks_x3(uint32_t first[8], const uint8_t *firstData,
